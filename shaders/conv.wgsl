@@ -1,0 +1,60 @@
+// 2-D convolution, NHWC activations, OHWI weights, one invocation per output element.
+// CPU twin: src/engine/ops/conv.rs (same summation order: ky, kx, ci; then bias; then activation).
+
+struct Params {
+    n: u32, in_h: u32, in_w: u32, in_c: u32,
+    out_h: u32, out_w: u32, out_c: u32, groups: u32,
+    k_h: u32, k_w: u32, stride_h: u32, stride_w: u32,
+    pad_top: u32, pad_left: u32, w_off: u32, b_off: u32,
+    act: u32, alpha_off: u32, slope: f32, _pad: u32,
+}
+
+const NONE: u32 = 0xffffffffu;
+
+@group(0) @binding(0) var<uniform> p: Params;
+@group(0) @binding(1) var<storage, read> weights: array<f32>;
+@group(0) @binding(2) var<storage, read> src: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+
+fn activate(v: f32, ch: u32) -> f32 {
+    switch p.act {
+        case 1u: { return max(v, 0.0); }
+        case 2u: { return select(v, v * weights[p.alpha_off + ch], v < 0.0); }
+        case 3u: { return select(v, v * p.slope, v < 0.0); }
+        default: { return v; }
+    }
+}
+
+@compute @workgroup_size(64)
+fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    let total = p.n * p.out_h * p.out_w * p.out_c;
+    if (i >= total) { return; }
+    let co = i % p.out_c;
+    let ox = (i / p.out_c) % p.out_w;
+    let oy = (i / (p.out_c * p.out_w)) % p.out_h;
+    let n = i / (p.out_c * p.out_w * p.out_h);
+    let cig = p.in_c / p.groups;
+    let cog = p.out_c / p.groups;
+    let ci0 = (co / cog) * cig;
+    let y0 = i32(oy * p.stride_h) - i32(p.pad_top);
+    let x0 = i32(ox * p.stride_w) - i32(p.pad_left);
+    let img = n * p.in_h * p.in_w * p.in_c;
+    let wk = p.w_off + co * p.k_h * p.k_w * cig;
+    var acc = 0.0;
+    for (var ky = 0u; ky < p.k_h; ky++) {
+        let y = y0 + i32(ky);
+        if (y < 0 || y >= i32(p.in_h)) { continue; }
+        for (var kx = 0u; kx < p.k_w; kx++) {
+            let x = x0 + i32(kx);
+            if (x < 0 || x >= i32(p.in_w)) { continue; }
+            let px = img + (u32(y) * p.in_w + u32(x)) * p.in_c + ci0;
+            let wp = wk + (ky * p.k_w + kx) * cig;
+            for (var c = 0u; c < cig; c++) {
+                acc += src[px + c] * weights[wp + c];
+            }
+        }
+    }
+    if (p.b_off != NONE) { acc += weights[p.b_off + co]; }
+    dst[i] = activate(acc, co);
+}

@@ -1,0 +1,9 @@
+//! facepatch: face verification whose score is an exact sum of patch contributions, computed by
+//! hand-written WGSL compute shaders (WebGPU in the browser, Vulkan or GL natively) with a
+//! plain-Rust twin of every kernel. See README.md and ARCHITECTURE.md.
+
+pub mod engine;
+pub mod error;
+pub mod models;
+
+pub use error::{Error, Result};

@@ -1,0 +1,26 @@
+//! The models shipped in `models/`, bundled into the library so the CLI and the wasm module work
+//! without extra files.
+
+use crate::error::{Error, Result};
+
+/// A model's graph and weights.
+pub struct ModelFiles {
+    pub name: &'static str,
+    pub graph: &'static str,
+    pub weights: &'static [u8],
+}
+
+pub const MOBILEFACENET: ModelFiles = ModelFiles {
+    name: "mobilefacenet",
+    graph: include_str!("../models/mobilefacenet.json"),
+    weights: include_bytes!("../models/mobilefacenet.safetensors"),
+};
+
+pub const BUNDLED: &[ModelFiles] = &[MOBILEFACENET];
+
+pub fn bundled(name: &str) -> Result<&'static ModelFiles> {
+    BUNDLED.iter().find(|m| m.name == name).ok_or_else(|| {
+        let names: Vec<&str> = BUNDLED.iter().map(|m| m.name).collect();
+        Error::input(format!("unknown model '{name}'; bundled models: {}", names.join(", ")))
+    })
+}
