@@ -2,8 +2,10 @@
 //! hand-written WGSL compute shaders (WebGPU in the browser, Vulkan or GL natively) with a
 //! plain-Rust twin of every kernel. See README.md and ARCHITECTURE.md.
 
+pub mod embed;
 pub mod engine;
 pub mod error;
+pub mod face;
 pub mod models;
 
 pub use error::{Error, Result};
