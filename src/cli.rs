@@ -11,7 +11,11 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 #[derive(Parser)]
-#[command(name = "facepatch", version, about = "Explainable face verification on WGSL compute shaders")]
+#[command(
+    name = "facepatch",
+    version,
+    about = "Explainable face verification on WGSL compute shaders"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -51,7 +55,10 @@ pub fn main() -> ExitCode {
 }
 
 fn read(path: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| Error::Io { path: path.to_string(), source })
+    std::fs::read(path).map_err(|source| Error::Io {
+        path: path.to_string(),
+        source,
+    })
 }
 
 /// Graph and weights of a bundled model, or of `<path>.json` + `<path>.safetensors`.
@@ -59,7 +66,11 @@ fn model_files(model: &str) -> Result<(String, String, Vec<u8>)> {
     if model.ends_with(".json") {
         let graph = String::from_utf8(read(model)?).map_err(|_| Error::Graph(format!("{model} is not UTF-8")))?;
         let weights_path = format!("{}.safetensors", model.trim_end_matches(".json"));
-        let name = std::path::Path::new(model).file_stem().and_then(|s| s.to_str()).unwrap_or(model).to_string();
+        let name = std::path::Path::new(model)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or(model)
+            .to_string();
         return Ok((name, graph, read(&weights_path)?));
     }
     let m = models::bundled(model)?;
@@ -87,23 +98,48 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("driver:      {}", r.driver);
                 let l = &r.limits;
                 println!("limits (requested: WebGPU defaults):");
-                println!("  max storage buffer binding: {} bytes (adapter: {})", l.max_storage_buffer_binding_size, l.adapter_max_storage_buffer_binding_size);
-                println!("  storage buffers per stage:  {}", l.max_storage_buffers_per_shader_stage);
-                println!("  invocations per workgroup:  {} (adapter: {})", l.max_compute_invocations_per_workgroup, l.adapter_max_compute_invocations_per_workgroup);
-                println!("  workgroups per dimension:   {}", l.max_compute_workgroups_per_dimension);
+                println!(
+                    "  max storage buffer binding: {} bytes (adapter: {})",
+                    l.max_storage_buffer_binding_size, l.adapter_max_storage_buffer_binding_size
+                );
+                println!(
+                    "  storage buffers per stage:  {}",
+                    l.max_storage_buffers_per_shader_stage
+                );
+                println!(
+                    "  invocations per workgroup:  {} (adapter: {})",
+                    l.max_compute_invocations_per_workgroup, l.adapter_max_compute_invocations_per_workgroup
+                );
+                println!(
+                    "  workgroups per dimension:   {}",
+                    l.max_compute_workgroups_per_dimension
+                );
             }
         }
-        Command::Embed { image, model, device, json } => {
+        Command::Embed {
+            image,
+            model,
+            device,
+            json,
+        } => {
             let device: Device = device.parse()?;
             let (name, graph, weights) = model_files(&model)?;
             let embedder = Embedder::load(&name, &graph, &weights, gpu_for(device).await?)?;
             let face = decode_image(&read(&image)?).map_err(|e| Error::Image(format!("{image}: {e}")))?;
             let embedding = embedder.embed(&face).await?;
             if json {
-                println!("{}", json!({"model": name, "device": device.as_str(), "embedding": embedding}));
+                println!(
+                    "{}",
+                    json!({"model": name, "device": device.as_str(), "embedding": embedding})
+                );
             } else {
                 let head: Vec<String> = embedding.iter().take(8).map(|v| format!("{v:.4}")).collect();
-                println!("{name} on {}: {}-D embedding [{} ...]", device.as_str(), embedding.len(), head.join(", "));
+                println!(
+                    "{name} on {}: {}-D embedding [{} ...]",
+                    device.as_str(),
+                    embedding.len(),
+                    head.join(", ")
+                );
             }
         }
     }

@@ -20,7 +20,9 @@ impl Embedder {
         let model = Model::load(graph, weights, LoadOptions::default(), gpu)?;
         let [_, h, w, _] = model.plan().input_shape();
         if h != ALIGNED_SIDE as usize || w != ALIGNED_SIDE as usize {
-            return Err(Error::graph(format!("'{name}' takes {w}x{h} inputs; a recogniser must take 112x112 aligned faces")));
+            return Err(Error::graph(format!(
+                "'{name}' takes {w}x{h} inputs; a recogniser must take 112x112 aligned faces"
+            )));
         }
         let output = model
             .plan()
@@ -28,7 +30,11 @@ impl Embedder {
             .iter()
             .position(|&t| model.plan().tensors[t].name == "embedding")
             .ok_or_else(|| Error::graph(format!("'{name}' has no output named 'embedding'")))?;
-        Ok(Embedder { name: name.to_string(), model, output })
+        Ok(Embedder {
+            name: name.to_string(),
+            model,
+            output,
+        })
     }
 
     pub fn device(&self) -> Device {

@@ -11,7 +11,10 @@ use serde_json::{json, Value};
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
 fn opts(batch: usize) -> LoadOptions {
-    LoadOptions { batch, ..Default::default() }
+    LoadOptions {
+        batch,
+        ..Default::default()
+    }
 }
 
 struct Conv {

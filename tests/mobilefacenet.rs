@@ -19,7 +19,12 @@ fn golden() -> Vec<(String, Vec<f32>)> {
         .unwrap()
         .iter()
         .map(|f| {
-            let emb = f["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+            let emb = f["embedding"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect();
             (f["image"].as_str().unwrap().to_string(), emb)
         })
         .collect()
@@ -34,10 +39,18 @@ fn check(embedder: &Embedder) {
         let got = pollster::block_on(embedder.embed(&decode_image(&bytes).unwrap())).unwrap();
         assert_eq!(got.len(), 192);
         let c = cosine(&got, want);
-        assert!(c >= MIN_COSINE, "{image}: cosine {c} to TFLite < {MIN_COSINE} on {:?}", embedder.device());
+        assert!(
+            c >= MIN_COSINE,
+            "{image}: cosine {c} to TFLite < {MIN_COSINE} on {:?}",
+            embedder.device()
+        );
         worst = worst.min(c);
     }
-    eprintln!("{:?}: worst cosine to TFLite over {} faces: {worst:.7}", embedder.device(), faces.len());
+    eprintln!(
+        "{:?}: worst cosine to TFLite over {} faces: {worst:.7}",
+        embedder.device(),
+        faces.len()
+    );
 }
 
 #[test]
@@ -55,7 +68,13 @@ fn cpu_path_matches_tflite() {
 fn different_people_are_far_apart_same_person_close() {
     // Sanity beyond parity: the golden set holds one same-person pair (Serena Williams).
     let faces = golden();
-    let find = |s: &str| faces.iter().find(|(p, _)| p.contains(s)).map(|(_, e)| e.clone()).unwrap();
+    let find = |s: &str| {
+        faces
+            .iter()
+            .find(|(p, _)| p.contains(s))
+            .map(|(_, e)| e.clone())
+            .unwrap()
+    };
     let same = cosine(&find("Serena_Williams_0001"), &find("Serena_Williams_0014"));
     let diff = cosine(&find("Serena_Williams_0001"), &find("Jim_Ahern"));
     assert!(same > 0.5 && diff < 0.4, "same {same}, different {diff}");
@@ -65,14 +84,27 @@ fn different_people_are_far_apart_same_person_close() {
 fn cli_embed_json_has_model_device_and_unit_embedding() {
     for device in ["gpu", "cpu"] {
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_facepatch"))
-            .args(["embed", "--model", "mobilefacenet", "tests/data/aligned/lfw_Jim_Ahern_0001.png", "--device", device, "--json"])
+            .args([
+                "embed",
+                "--model",
+                "mobilefacenet",
+                "tests/data/aligned/lfw_Jim_Ahern_0001.png",
+                "--device",
+                device,
+                "--json",
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["model"], "mobilefacenet");
         assert_eq!(v["device"], device);
-        let e: Vec<f32> = v["embedding"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
+        let e: Vec<f32> = v["embedding"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap() as f32)
+            .collect();
         assert_eq!(e.len(), 192);
         let norm: f32 = e.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4);
@@ -83,7 +115,10 @@ fn cli_embed_json_has_model_device_and_unit_embedding() {
 
 #[test]
 fn cli_info_json_names_the_adapter() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facepatch")).args(["info", "--json"]).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facepatch"))
+        .args(["info", "--json"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     for key in ["name", "backend", "device_type", "limits"] {

@@ -481,7 +481,8 @@ def np_activation(x, act, weights):
 
 
 def run_graph(graph: dict, weights: dict, rgb_u8: np.ndarray) -> dict[str, np.ndarray]:
-    """rgb_u8: [N,H,W,3] uint8 RGB. Returns the graph outputs (float64)."""
+    """rgb_u8: [N,H,W,3] uint8 RGB. Returns the graph outputs (float64).
+    Ops: conv2d, add, concat, upsample_nearest, l2_normalize (what the shipped models use)."""
     inp = graph["input"]
     x = rgb_u8.astype(np.float64)
     if inp["order"] == "bgr":
@@ -501,6 +502,22 @@ def run_graph(graph: dict, weights: dict, rgb_u8: np.ndarray) -> dict[str, np.nd
         elif op == "l2_normalize":
             v = env[n["input"]]
             y = v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), n["eps"])
+        elif op == "concat":
+            parts = [env[i] for i in n["inputs"]]
+            if len({p.shape[:3] for p in parts}) != 1:
+                raise ValueError(f"concat {n['output']}: N, H, W differ")
+            y = np.concatenate(parts, axis=-1)
+        elif op == "upsample_nearest":
+            v = env[n["input"]]
+            if ("scale" in n) == ("like" in n):
+                raise ValueError(f"upsample_nearest {n['output']}: give exactly one of scale and like")
+            if "scale" in n:
+                oh, ow = v.shape[1] * n["scale"], v.shape[2] * n["scale"]
+            else:
+                oh, ow = env[n["like"]].shape[1:3]
+            iy = np.arange(oh) * v.shape[1] // oh  # floor(dst * in / out), exact integer arithmetic
+            ix = np.arange(ow) * v.shape[2] // ow
+            y = v[:, iy][:, :, ix]
         else:
             raise ValueError(f"numpy executor: op {op} not implemented")
         if n["output"] in env:

@@ -50,7 +50,11 @@ impl CpuModel {
             return Err(Error::input("this model takes RGBA pixels, not a float tensor"));
         }
         if input.len() != self.plan.input_len() {
-            return Err(Error::input(format!("expected {} floats, got {}", self.plan.input_len(), input.len())));
+            return Err(Error::input(format!(
+                "expected {} floats, got {}",
+                self.plan.input_len(),
+                input.len()
+            )));
         }
         self.execute(None, Some(input))
     }
@@ -64,7 +68,11 @@ impl CpuModel {
         }
         for (i, step) in plan.steps.iter().enumerate() {
             let mut out = vec![0.0f32; plan.tensors[step.output].len()];
-            let arg = |k: usize| vals[step.inputs[k]].as_deref().expect("plan order guarantees inputs exist");
+            let arg = |k: usize| {
+                vals[step.inputs[k]]
+                    .as_deref()
+                    .expect("plan order guarantees inputs exist")
+            };
             match &step.op {
                 Op::Prep(p) => prep::cpu(p, rgba.expect("rgba input checked"), &mut out),
                 Op::Conv(p) => conv::cpu(p, arg(0), w, &mut out),

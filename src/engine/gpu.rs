@@ -37,13 +37,13 @@ pub struct AdapterReport {
 /// The limits the engine works within (requested: the WebGPU defaults).
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct LimitsReport {
-    pub max_storage_buffer_binding_size: u32,
+    pub max_storage_buffer_binding_size: u64,
     pub max_storage_buffers_per_shader_stage: u32,
     pub max_compute_invocations_per_workgroup: u32,
     pub max_compute_workgroups_per_dimension: u32,
     pub max_buffer_size: u64,
     /// What the adapter itself could offer, beyond what the engine asks for.
-    pub adapter_max_storage_buffer_binding_size: u32,
+    pub adapter_max_storage_buffer_binding_size: u64,
     pub adapter_max_compute_invocations_per_workgroup: u32,
 }
 
@@ -78,7 +78,11 @@ impl GpuContext {
                 apply_limit_buckets: false,
             })
             .await
-            .map_err(|e| Error::gpu(format!("no GPU adapter available ({e}); use the CPU path (--device cpu)")))?;
+            .map_err(|e| {
+                Error::gpu(format!(
+                    "no GPU adapter available ({e}); use the CPU path (--device cpu)"
+                ))
+            })?;
         let info = adapter.get_info();
         let al = adapter.limits();
         let limits = wgpu::Limits::default();
@@ -104,12 +108,12 @@ impl GpuContext {
             device_type: format!("{:?}", info.device_type),
             driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
             limits: LimitsReport {
-                max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size as u32,
+                max_storage_buffer_binding_size: limits.max_storage_buffer_binding_size,
                 max_storage_buffers_per_shader_stage: limits.max_storage_buffers_per_shader_stage,
                 max_compute_invocations_per_workgroup: limits.max_compute_invocations_per_workgroup,
                 max_compute_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
                 max_buffer_size: limits.max_buffer_size,
-                adapter_max_storage_buffer_binding_size: al.max_storage_buffer_binding_size as u32,
+                adapter_max_storage_buffer_binding_size: al.max_storage_buffer_binding_size,
                 adapter_max_compute_invocations_per_workgroup: al.max_compute_invocations_per_workgroup,
             },
         };
@@ -171,7 +175,17 @@ impl GpuContext {
         if let Some(e) = scope.pop().await {
             return Err(Error::gpu(format!("building the kernels failed: {e}")));
         }
-        Ok(Arc::new(GpuContext { device, queue, report, uncaptured, layout, pipelines }))
+        // In the browser wgpu's handles are not Send; the Arc is only shared on one thread there.
+        #[allow(clippy::arc_with_non_send_sync)]
+        let ctx = Arc::new(GpuContext {
+            device,
+            queue,
+            report,
+            uncaptured,
+            layout,
+            pipelines,
+        });
+        Ok(ctx)
     }
 
     fn take_uncaptured(&self) -> Option<String> {
@@ -236,7 +250,7 @@ impl GpuModel {
     pub fn new(ctx: Arc<GpuContext>, plan: Plan) -> Result<GpuModel> {
         let device = &ctx.device;
         let limits = device.limits();
-        let max_bind = limits.max_storage_buffer_binding_size as u64;
+        let max_bind = limits.max_storage_buffer_binding_size;
         let scope = device.push_error_scope(wgpu::ErrorFilter::Validation);
 
         let weight_bytes = (plan.weights.len() * 4) as u64;
@@ -281,33 +295,34 @@ impl GpuModel {
         let mut sizes: Vec<u64> = Vec::new();
         let mut free: Vec<usize> = Vec::new();
         let mut buffer_of = vec![usize::MAX; n_t];
-        let assign = |t: TensorId, sizes: &mut Vec<u64>, free: &mut Vec<usize>, buffer_of: &mut Vec<usize>| -> Result<()> {
-            let bytes = (plan.tensors[t].len() * 4) as u64;
-            if bytes > max_bind {
-                return Err(Error::gpu(format!(
+        let assign =
+            |t: TensorId, sizes: &mut Vec<u64>, free: &mut Vec<usize>, buffer_of: &mut Vec<usize>| -> Result<()> {
+                let bytes = (plan.tensors[t].len() * 4) as u64;
+                if bytes > max_bind {
+                    return Err(Error::gpu(format!(
                     "tensor '{}' {:?} needs {bytes} bytes, above this device's {max_bind}-byte storage binding limit",
                     plan.tensors[t].name, plan.tensors[t].shape
                 )));
-            }
-            // Best fit among free buffers; else grow the smallest free one; else a new buffer.
-            let pick = free
-                .iter()
-                .enumerate()
-                .filter(|(_, &b)| sizes[b] >= bytes)
-                .min_by_key(|(_, &b)| sizes[b])
-                .map(|(i, _)| i)
-                .or_else(|| (0..free.len()).min_by_key(|&i| sizes[free[i]]));
-            let b = match pick {
-                Some(i) => free.swap_remove(i),
-                None => {
-                    sizes.push(0);
-                    sizes.len() - 1
                 }
+                // Best fit among free buffers; else grow the smallest free one; else a new buffer.
+                let pick = free
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, &b)| sizes[b] >= bytes)
+                    .min_by_key(|(_, &b)| sizes[b])
+                    .map(|(i, _)| i)
+                    .or_else(|| (0..free.len()).min_by_key(|&i| sizes[free[i]]));
+                let b = match pick {
+                    Some(i) => free.swap_remove(i),
+                    None => {
+                        sizes.push(0);
+                        sizes.len() - 1
+                    }
+                };
+                sizes[b] = sizes[b].max(bytes);
+                buffer_of[t] = b;
+                Ok(())
             };
-            sizes[b] = sizes[b].max(bytes);
-            buffer_of[t] = b;
-            Ok(())
-        };
         if plan.input_kind == InputKind::F32 {
             assign(0, &mut sizes, &mut free, &mut buffer_of)?;
         }
@@ -339,21 +354,59 @@ impl GpuModel {
             let out = Slot::Tensor(s.output);
             let threads = plan.tensors[s.output].len() as u32;
             match &s.op {
-                Op::Prep(p) => work.push(("prep", bytemuck::bytes_of(p).to_vec(), threads, [Slot::Pixels, Slot::Unused, out])),
-                Op::Conv(p) => work.push(("conv2d", bytemuck::bytes_of(p).to_vec(), threads, [t(0), Slot::Unused, out])),
+                Op::Prep(p) => work.push((
+                    "prep",
+                    bytemuck::bytes_of(p).to_vec(),
+                    threads,
+                    [Slot::Pixels, Slot::Unused, out],
+                )),
+                Op::Conv(p) => work.push((
+                    "conv2d",
+                    bytemuck::bytes_of(p).to_vec(),
+                    threads,
+                    [t(0), Slot::Unused, out],
+                )),
                 Op::Add(p) => work.push(("add", bytemuck::bytes_of(p).to_vec(), threads, [t(0), t(1), out])),
                 Op::Concat(blocks) => {
                     for (k, b) in blocks.iter().enumerate() {
-                        work.push(("concat", bytemuck::bytes_of(b).to_vec(), b.pixels * b.in_c, [t(k), Slot::Unused, out]));
+                        work.push((
+                            "concat",
+                            bytemuck::bytes_of(b).to_vec(),
+                            b.pixels * b.in_c,
+                            [t(k), Slot::Unused, out],
+                        ));
                     }
                 }
-                Op::Upsample(p) => work.push(("upsample", bytemuck::bytes_of(p).to_vec(), threads, [t(0), Slot::Unused, out])),
-                Op::AvgPool(p) => work.push(("avg_pool", bytemuck::bytes_of(p).to_vec(), threads, [t(0), Slot::Unused, out])),
-                Op::GlobalMean(p) => {
-                    work.push(("global_mean", bytemuck::bytes_of(p).to_vec(), threads, [t(0), Slot::Unused, out]))
-                }
-                Op::Linear(p) => work.push(("linear", bytemuck::bytes_of(p).to_vec(), threads, [t(0), Slot::Unused, out])),
-                Op::L2(p) => work.push(("l2_normalize", bytemuck::bytes_of(p).to_vec(), threads, [t(0), Slot::Unused, out])),
+                Op::Upsample(p) => work.push((
+                    "upsample",
+                    bytemuck::bytes_of(p).to_vec(),
+                    threads,
+                    [t(0), Slot::Unused, out],
+                )),
+                Op::AvgPool(p) => work.push((
+                    "avg_pool",
+                    bytemuck::bytes_of(p).to_vec(),
+                    threads,
+                    [t(0), Slot::Unused, out],
+                )),
+                Op::GlobalMean(p) => work.push((
+                    "global_mean",
+                    bytemuck::bytes_of(p).to_vec(),
+                    threads,
+                    [t(0), Slot::Unused, out],
+                )),
+                Op::Linear(p) => work.push((
+                    "linear",
+                    bytemuck::bytes_of(p).to_vec(),
+                    threads,
+                    [t(0), Slot::Unused, out],
+                )),
+                Op::L2(p) => work.push((
+                    "l2_normalize",
+                    bytemuck::bytes_of(p).to_vec(),
+                    threads,
+                    [t(0), Slot::Unused, out],
+                )),
             }
         }
 
@@ -397,13 +450,29 @@ impl GpuModel {
                             size: wgpu::BufferSize::new(bytes.len() as u64),
                         }),
                     },
-                    wgpu::BindGroupEntry { binding: 1, resource: weights.as_entire_binding() },
-                    wgpu::BindGroupEntry { binding: 2, resource: resolve(slots[0]) },
-                    wgpu::BindGroupEntry { binding: 3, resource: resolve(slots[1]) },
-                    wgpu::BindGroupEntry { binding: 4, resource: resolve(slots[2]) },
+                    wgpu::BindGroupEntry {
+                        binding: 1,
+                        resource: weights.as_entire_binding(),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 2,
+                        resource: resolve(slots[0]),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 3,
+                        resource: resolve(slots[1]),
+                    },
+                    wgpu::BindGroupEntry {
+                        binding: 4,
+                        resource: resolve(slots[2]),
+                    },
                 ],
             });
-            dispatches.push(Dispatch { pipeline, bind_group, groups: grid(*threads, max_dim) });
+            dispatches.push(Dispatch {
+                pipeline,
+                bind_group,
+                groups: grid(*threads, max_dim),
+            });
         }
 
         let mut copies = Vec::new();
@@ -423,7 +492,16 @@ impl GpuModel {
         if let Some(e) = ctx.take_uncaptured() {
             return Err(Error::gpu(format!("building the model failed: {e}")));
         }
-        Ok(GpuModel { ctx, plan, input, dispatches, copies, buffers, staging, busy: AtomicBool::new(false) })
+        Ok(GpuModel {
+            ctx,
+            plan,
+            input,
+            dispatches,
+            copies,
+            buffers,
+            staging,
+            busy: AtomicBool::new(false),
+        })
     }
 
     pub fn plan(&self) -> &Plan {
@@ -454,16 +532,24 @@ impl GpuModel {
             return Err(Error::input("this model takes RGBA pixels, not a float tensor"));
         }
         if input.len() != self.plan.input_len() {
-            return Err(Error::input(format!("expected {} floats, got {}", self.plan.input_len(), input.len())));
+            return Err(Error::input(format!(
+                "expected {} floats, got {}",
+                self.plan.input_len(),
+                input.len()
+            )));
         }
         // Tensor 0's buffer is the first one assigned.
-        self.ctx.queue.write_buffer(&self.buffers[0], 0, bytemuck::cast_slice(input));
+        self.ctx
+            .queue
+            .write_buffer(&self.buffers[0], 0, bytemuck::cast_slice(input));
         self.execute().await
     }
 
     async fn execute(&self) -> Result<Vec<Tensor>> {
         if self.busy.swap(true, Ordering::Acquire) {
-            return Err(Error::gpu("this model is already running; await the previous call first"));
+            return Err(Error::gpu(
+                "this model is already running; await the previous call first",
+            ));
         }
         let result = self.execute_inner().await;
         self.busy.store(false, Ordering::Release);
@@ -474,7 +560,10 @@ impl GpuModel {
         let device = &self.ctx.device;
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("run") });
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("run"), timestamp_writes: None });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("run"),
+                timestamp_writes: None,
+            });
             for d in &self.dispatches {
                 pass.set_pipeline(&self.ctx.pipelines[d.pipeline]);
                 pass.set_bind_group(0, &d.bind_group, &[]);

@@ -59,6 +59,8 @@ fn default_kind() -> String {
     "rgba8".into()
 }
 
+// Parsed once per node and dropped after planning, so variant sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 enum NodeDesc {
@@ -236,7 +238,11 @@ pub struct LoadOptions {
 
 impl Default for LoadOptions {
     fn default() -> Self {
-        LoadOptions { batch: 1, height: None, width: None }
+        LoadOptions {
+            batch: 1,
+            height: None,
+            width: None,
+        }
     }
 }
 
@@ -266,11 +272,18 @@ impl WeightStore {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect();
             if let Some(i) = data.iter().position(|v| !v.is_finite()) {
-                return Err(Error::weights(format!("tensor '{name}' holds a non-finite value at index {i}")));
+                return Err(Error::weights(format!(
+                    "tensor '{name}' holds a non-finite value at index {i}"
+                )));
             }
             tensors.insert(name, (view.shape().to_vec(), data));
         }
-        Ok(WeightStore { tensors, used: HashSet::new(), packed: Vec::new(), offsets: HashMap::new() })
+        Ok(WeightStore {
+            tensors,
+            used: HashSet::new(),
+            packed: Vec::new(),
+            offsets: HashMap::new(),
+        })
     }
 
     /// The tensor's data after checking its shape; marks it used.
@@ -330,7 +343,9 @@ impl WeightStore {
 
 fn positive(v: usize, what: &str, node: &str) -> Result<u32> {
     if v == 0 || v > u32::MAX as usize / 4 {
-        return Err(Error::graph(format!("{node}: {what} must be positive and reasonable, got {v}")));
+        return Err(Error::graph(format!(
+            "{node}: {what} must be positive and reasonable, got {v}"
+        )));
     }
     Ok(v as u32)
 }
@@ -351,10 +366,16 @@ impl Plan {
     pub fn load(graph_json: &str, weights: &[u8], opts: LoadOptions) -> Result<Plan> {
         let g: GraphDesc = serde_json::from_str(graph_json).map_err(|e| Error::graph(format!("invalid JSON: {e}")))?;
         if g.format != "facepatch-graph" {
-            return Err(Error::graph(format!("format is '{}', expected 'facepatch-graph'", g.format)));
+            return Err(Error::graph(format!(
+                "format is '{}', expected 'facepatch-graph'",
+                g.format
+            )));
         }
         if g.version != 1 {
-            return Err(Error::graph(format!("version {} is not supported (this build reads version 1)", g.version)));
+            return Err(Error::graph(format!(
+                "version {} is not supported (this build reads version 1)",
+                g.version
+            )));
         }
         if opts.batch == 0 || opts.batch > 256 {
             return Err(Error::input(format!("batch must be 1..=256, got {}", opts.batch)));
@@ -366,7 +387,10 @@ impl Plan {
             (0, Some(h)) => h,
             (0, None) => return Err(Error::input("this model takes any input size: give a height and width")),
             (h, Some(o)) if o != h => {
-                return Err(Error::input(format!("this model takes {h}x{} inputs, not height {o}", g.input.width)))
+                return Err(Error::input(format!(
+                    "this model takes {h}x{} inputs, not height {o}",
+                    g.input.width
+                )))
             }
             (h, _) => h,
         };
@@ -374,7 +398,10 @@ impl Plan {
             (0, Some(w)) => w,
             (0, None) => return Err(Error::input("this model takes any input size: give a height and width")),
             (w, Some(o)) if o != w => {
-                return Err(Error::input(format!("this model takes {}x{w} inputs, not width {o}", g.input.height)))
+                return Err(Error::input(format!(
+                    "this model takes {}x{w} inputs, not width {o}",
+                    g.input.height
+                )))
             }
             (w, _) => w,
         };
@@ -398,7 +425,10 @@ impl Plan {
                 };
                 let mean = g.input.mean.ok_or_else(|| Error::graph("rgba8 input needs 'mean'"))?;
                 let scale = g.input.scale.ok_or_else(|| Error::graph("rgba8 input needs 'scale'"))?;
-                tensors.push(TensorInfo { name: g.input.name.clone(), shape: [batch, height, width, 3] });
+                tensors.push(TensorInfo {
+                    name: g.input.name.clone(),
+                    shape: [batch, height, width, 3],
+                });
                 steps.push(Step {
                     op: Op::Prep(PrepParams {
                         pixels: (batch * height * width) as u32,
@@ -413,9 +443,15 @@ impl Plan {
                 InputKind::Rgba8
             }
             "f32" => {
-                let c = g.input.channels.ok_or_else(|| Error::graph("f32 input needs 'channels'"))?;
+                let c = g
+                    .input
+                    .channels
+                    .ok_or_else(|| Error::graph("f32 input needs 'channels'"))?;
                 positive(c, "input channels", "input")?;
-                tensors.push(TensorInfo { name: g.input.name.clone(), shape: [batch, height, width, c] });
+                tensors.push(TensorInfo {
+                    name: g.input.name.clone(),
+                    shape: [batch, height, width, c],
+                });
                 InputKind::F32
             }
             k => return Err(Error::graph(format!("input kind '{k}' is not 'rgba8' or 'f32'"))),
@@ -425,7 +461,8 @@ impl Plan {
         for (i, raw) in g.nodes.iter().enumerate() {
             let op_name = raw.get("op").and_then(|v| v.as_str()).unwrap_or("?").to_string();
             let label = format!("node {i} ({op_name})");
-            let node: NodeDesc = serde_json::from_value(raw.clone()).map_err(|e| Error::graph(format!("{label}: {e}")))?;
+            let node: NodeDesc =
+                serde_json::from_value(raw.clone()).map_err(|e| Error::graph(format!("{label}: {e}")))?;
             let lookup = |name: &str| -> Result<TensorId> {
                 by_name
                     .get(name)
@@ -473,7 +510,7 @@ impl Plan {
                         let beta = ws.take(&bn.beta, &[out_channels], &label)?;
                         let mean = ws.take(&bn.mean, &[out_channels], &label)?;
                         let var = ws.take(&bn.var, &[out_channels], &label)?;
-                        if !(bn.eps >= 0.0) {
+                        if bn.eps.is_nan() || bn.eps < 0.0 {
                             return Err(Error::graph(format!("{label}: batch_norm eps must be >= 0")));
                         }
                         let per = wdata.len() / out_channels;
@@ -523,9 +560,16 @@ impl Plan {
                     };
                     (Op::Conv(p), vec![x], output, [n, oh, ow, out_channels])
                 }
-                NodeDesc::Add { inputs, output, activation } => {
+                NodeDesc::Add {
+                    inputs,
+                    output,
+                    activation,
+                } => {
                     if inputs.len() != 2 {
-                        return Err(Error::graph(format!("{label}: add takes exactly 2 inputs, got {}", inputs.len())));
+                        return Err(Error::graph(format!(
+                            "{label}: add takes exactly 2 inputs, got {}",
+                            inputs.len()
+                        )));
                     }
                     let a = lookup(&inputs[0])?;
                     let b = lookup(&inputs[1])?;
@@ -579,7 +623,12 @@ impl Plan {
                     }
                     (Op::Concat(blocks), ids, output, [n, h, w, total])
                 }
-                NodeDesc::UpsampleNearest { input, output, scale, like } => {
+                NodeDesc::UpsampleNearest {
+                    input,
+                    output,
+                    scale,
+                    like,
+                } => {
                     let x = lookup(&input)?;
                     let [n, h, w, c] = tensors[x].shape;
                     let (oh, ow) = match (scale, like) {
@@ -604,11 +653,19 @@ impl Plan {
                     };
                     (Op::Upsample(p), vec![x], output, [n, oh, ow, c])
                 }
-                NodeDesc::AvgPool { input, output, kernel, stride, pad } => {
+                NodeDesc::AvgPool {
+                    input,
+                    output,
+                    kernel,
+                    stride,
+                    pad,
+                } => {
                     let x = lookup(&input)?;
                     let [n, h, w, c] = tensors[x].shape;
                     if pad[0] >= kernel[0] || pad[1] >= kernel[1] || pad[2] >= kernel[0] || pad[3] >= kernel[1] {
-                        return Err(Error::graph(format!("{label}: padding must be smaller than the window")));
+                        return Err(Error::graph(format!(
+                            "{label}: padding must be smaller than the window"
+                        )));
                     }
                     let oh = window_out(h, pad[0], pad[2], kernel[0], stride[0], &label)?;
                     let ow = window_out(w, pad[1], pad[3], kernel[1], stride[1], &label)?;
@@ -631,10 +688,21 @@ impl Plan {
                 NodeDesc::GlobalMean { input, output } => {
                     let x = lookup(&input)?;
                     let [n, h, w, c] = tensors[x].shape;
-                    let p = GlobalMeanParams { n: n as u32, hw: (h * w) as u32, c: c as u32, _pad: 0 };
+                    let p = GlobalMeanParams {
+                        n: n as u32,
+                        hw: (h * w) as u32,
+                        c: c as u32,
+                        _pad: 0,
+                    };
                     (Op::GlobalMean(p), vec![x], output, [n, 1, 1, c])
                 }
-                NodeDesc::Linear { input, output, weight, bias, out_features } => {
+                NodeDesc::Linear {
+                    input,
+                    output,
+                    weight,
+                    bias,
+                    out_features,
+                } => {
                     let x = lookup(&input)?;
                     let [n, h, w, c] = tensors[x].shape;
                     positive(out_features, "out_features", &label)?;
@@ -657,21 +725,31 @@ impl Plan {
                 NodeDesc::L2Normalize { input, output, eps } => {
                     let x = lookup(&input)?;
                     let [n, h, w, c] = tensors[x].shape;
-                    if !(eps > 0.0) {
+                    if eps.is_nan() || eps <= 0.0 {
                         return Err(Error::graph(format!("{label}: eps must be positive")));
                     }
-                    let p = L2Params { rows: (n * h * w) as u32, c: c as u32, eps, _pad: 0 };
+                    let p = L2Params {
+                        rows: (n * h * w) as u32,
+                        c: c as u32,
+                        eps,
+                        _pad: 0,
+                    };
                     (Op::L2(p), vec![x], output, [n, h, w, c])
                 }
             };
             if by_name.contains_key(&out_name) {
                 return Err(Error::graph(format!("{label}: output '{out_name}' is already defined")));
             }
-            if out_shape.iter().any(|&d| d == 0) {
-                return Err(Error::graph(format!("{label}: output '{out_name}' would be empty: {out_shape:?}")));
+            if out_shape.contains(&0) {
+                return Err(Error::graph(format!(
+                    "{label}: output '{out_name}' would be empty: {out_shape:?}"
+                )));
             }
             let id = tensors.len();
-            tensors.push(TensorInfo { name: out_name.clone(), shape: out_shape });
+            tensors.push(TensorInfo {
+                name: out_name.clone(),
+                shape: out_shape,
+            });
             by_name.insert(out_name, id);
             steps.push(Step { op, inputs, output: id });
         }
@@ -701,7 +779,16 @@ impl Plan {
         if ws.packed.is_empty() {
             ws.packed.push(0.0); // GPU bindings cannot be empty.
         }
-        Ok(Plan { name: g.name, batch, input_kind, tensors, steps, weights: ws.packed, outputs, meta: g.meta })
+        Ok(Plan {
+            name: g.name,
+            batch,
+            input_kind,
+            tensors,
+            steps,
+            weights: ws.packed,
+            outputs,
+            meta: g.meta,
+        })
     }
 }
 

@@ -42,10 +42,14 @@ pub fn decode_image(bytes: &[u8]) -> Result<Rgba> {
         .with_guessed_format()
         .map_err(|e| Error::Image(format!("cannot read the file: {e}")))?;
     if reader.format().is_none() {
-        return Err(Error::Image("not a PNG or JPEG image (unrecognised file signature)".into()));
+        return Err(Error::Image(
+            "not a PNG or JPEG image (unrecognised file signature)".into(),
+        ));
     }
     if reader.format() == Some(image::ImageFormat::Jpeg) && !jpeg_has_end(bytes) {
-        return Err(Error::Image("the JPEG is truncated (its image data has no end marker)".into()));
+        return Err(Error::Image(
+            "the JPEG is truncated (its image data has no end marker)".into(),
+        ));
     }
     let mut limits = image::Limits::default();
     limits.max_image_width = Some(MAX_SIDE);
@@ -61,13 +65,17 @@ pub fn decode_image(bytes: &[u8]) -> Result<Rgba> {
             MAX_DECODE_BYTES >> 20
         )));
     }
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut img = image::DynamicImage::from_decoder(decoder).map_err(describe)?;
     img.apply_orientation(orientation);
     let rgba = img.into_rgba8();
     let (w, h) = rgba.dimensions();
     if w < MIN_SIDE || h < MIN_SIDE {
-        return Err(Error::Image(format!("the image is {w}x{h}; at least {MIN_SIDE}x{MIN_SIDE} is needed to find a face")));
+        return Err(Error::Image(format!(
+            "the image is {w}x{h}; at least {MIN_SIDE}x{MIN_SIDE} is needed to find a face"
+        )));
     }
     Rgba::new(w, h, rgba.into_raw())
 }

@@ -48,12 +48,15 @@ impl Rng {
     }
 }
 
+/// (name, shape, data) of one tensor to write.
+pub type NamedTensor<'a> = (&'a str, Vec<usize>, Vec<f32>);
+
 /// A safetensors file from (name, shape, data); `dtype` lets tests write wrong types.
-pub fn safetensors_bytes(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+pub fn safetensors_bytes(tensors: &[NamedTensor<'_>]) -> Vec<u8> {
     safetensors_with_dtype(tensors, "F32")
 }
 
-pub fn safetensors_with_dtype(tensors: &[(&str, Vec<usize>, Vec<f32>)], dtype: &str) -> Vec<u8> {
+pub fn safetensors_with_dtype(tensors: &[NamedTensor<'_>], dtype: &str) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     let mut data = Vec::new();
     for (name, shape, values) in tensors {
@@ -67,7 +70,7 @@ pub fn safetensors_with_dtype(tensors: &[(&str, Vec<usize>, Vec<f32>)], dtype: &
         );
     }
     let mut h = serde_json::to_vec(&Value::Object(header)).unwrap();
-    while h.len() % 8 != 0 {
+    while !h.len().is_multiple_of(8) {
         h.push(b' ');
     }
     let mut out = (h.len() as u64).to_le_bytes().to_vec();
@@ -94,7 +97,9 @@ pub async fn gpu() -> Arc<GpuContext> {
     if let Some(c) = CTX.get() {
         return c.clone();
     }
-    let ctx = GpuContext::new().await.expect("a GPU adapter (lavapipe natively: see README)");
+    let ctx = GpuContext::new()
+        .await
+        .expect("a GPU adapter (lavapipe natively: see README)");
     CTX.get_or_init(|| ctx).clone()
 }
 
@@ -135,8 +140,14 @@ pub fn assert_close(what: &str, gpu: &Tensor, cpu: &Tensor) {
 pub async fn gpu_matches_cpu(what: &str, graph: &str, weights: &[u8], opts: LoadOptions, input: &[f32]) -> Vec<Tensor> {
     let cpu = Model::load(graph, weights, opts, None).unwrap_or_else(|e| panic!("{what}: cpu load: {e}"));
     let gpu = Model::load(graph, weights, opts, Some(gpu().await)).unwrap_or_else(|e| panic!("{what}: gpu load: {e}"));
-    let c = cpu.run_f32(input).await.unwrap_or_else(|e| panic!("{what}: cpu run: {e}"));
-    let g = gpu.run_f32(input).await.unwrap_or_else(|e| panic!("{what}: gpu run: {e}"));
+    let c = cpu
+        .run_f32(input)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: cpu run: {e}"));
+    let g = gpu
+        .run_f32(input)
+        .await
+        .unwrap_or_else(|e| panic!("{what}: gpu run: {e}"));
     assert_eq!(c.len(), g.len());
     for (gt, ct) in g.iter().zip(&c) {
         assert_close(&format!("{what} [{}]", ct.name), gt, ct);
