@@ -10,6 +10,8 @@ pub struct CpuModel {
     plan: Plan,
     /// Index of the last step reading each tensor; the executor frees tensors after it.
     last_use: Vec<usize>,
+    /// Conv weights re-laid out for the CPU (`conv::pack_cpu`), by step.
+    packed: Vec<Option<Vec<f32>>>,
 }
 
 impl CpuModel {
@@ -23,7 +25,15 @@ impl CpuModel {
         for &o in &plan.outputs {
             last_use[o] = usize::MAX;
         }
-        CpuModel { plan, last_use }
+        let packed = plan
+            .steps
+            .iter()
+            .map(|s| match &s.op {
+                Op::Conv(p) => Some(conv::pack_cpu(p, &plan.weights)),
+                _ => None,
+            })
+            .collect();
+        CpuModel { plan, last_use, packed }
     }
 
     pub fn plan(&self) -> &Plan {
@@ -75,7 +85,7 @@ impl CpuModel {
             };
             match &step.op {
                 Op::Prep(p) => prep::cpu(p, rgba.expect("rgba input checked"), &mut out),
-                Op::Conv(p) => conv::cpu(p, arg(0), w, &mut out),
+                Op::Conv(p) => conv::cpu_packed(p, arg(0), self.packed[i].as_deref().expect("packed at load"), w, &mut out),
                 Op::Add(p) => eltwise::add_cpu(p, arg(0), arg(1), w, &mut out),
                 Op::Concat(blocks) => {
                     for (k, b) in blocks.iter().enumerate() {
