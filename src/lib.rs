@@ -7,5 +7,6 @@ pub mod engine;
 pub mod error;
 pub mod face;
 pub mod models;
+pub mod pipeline;
 
 pub use error::{Error, Result};

@@ -16,6 +16,14 @@ pub const MOBILEFACENET: ModelFiles = ModelFiles {
     weights: include_bytes!("../models/mobilefacenet.safetensors"),
 };
 
+/// The face detector (RetinaFace-MobileNet0.25); not a recogniser.
+pub const RETINAFACE: ModelFiles = ModelFiles {
+    name: "retinaface",
+    graph: include_str!("../models/retinaface.json"),
+    weights: include_bytes!("../models/retinaface.safetensors"),
+};
+
+/// Recognisers selectable by name.
 pub const BUNDLED: &[ModelFiles] = &[MOBILEFACENET];
 
 pub fn bundled(name: &str) -> Result<&'static ModelFiles> {

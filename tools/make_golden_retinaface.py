@@ -37,6 +37,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import convert_mobilefacenet as cmf  # noqa: E402
@@ -300,8 +301,14 @@ def main(argv=None):
               + " ".join(f"{f[1]:.3f}" for f in faces) + f"  | cv2 decode max|diff| {cv_diff}")
 
         if rel in HEAD_PHOTOS:
+            # The exact decoded pixels, losslessly: JPEG decoders differ by a few grey levels, and
+            # engine parity must compare the network on identical input.
+            pixels_rel = "photos/decoded/" + Path(rel).stem + ".png"
+            (DATA / pixels_rel).parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.ascontiguousarray(rgb, dtype=np.uint8)).save(DATA / pixels_rel, optimize=False)
             heads_out.append({
                 "photo": rel,
+                "pixels": pixels_rel,
                 "width": w,
                 "height": h,
                 "outputs": {name: {"shape": list(res[name].shape),
@@ -352,7 +359,7 @@ def main(argv=None):
             lines.append(f"  {json.dumps(k)}: {json.dumps(v)},")
     lines.append('  "photos": [')
     for i, ph in enumerate(heads_out):
-        lines.append("    {" + ", ".join(f"{json.dumps(k)}: {json.dumps(ph[k])}" for k in ("photo", "width", "height"))
+        lines.append("    {" + ", ".join(f"{json.dumps(k)}: {json.dumps(ph[k])}" for k in ("photo", "pixels", "width", "height"))
                      + ', "outputs": {')
         outs = [f"      {json.dumps(name)}: {json.dumps(o)}" for name, o in ph["outputs"].items()]
         lines.append(",\n".join(outs))

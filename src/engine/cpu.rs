@@ -85,7 +85,13 @@ impl CpuModel {
             };
             match &step.op {
                 Op::Prep(p) => prep::cpu(p, rgba.expect("rgba input checked"), &mut out),
-                Op::Conv(p) => conv::cpu_packed(p, arg(0), self.packed[i].as_deref().expect("packed at load"), w, &mut out),
+                Op::Conv(p) => conv::cpu_packed(
+                    p,
+                    arg(0),
+                    self.packed[i].as_deref().expect("packed at load"),
+                    w,
+                    &mut out,
+                ),
                 Op::Add(p) => eltwise::add_cpu(p, arg(0), arg(1), w, &mut out),
                 Op::Concat(blocks) => {
                     for (k, b) in blocks.iter().enumerate() {

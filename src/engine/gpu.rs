@@ -5,6 +5,7 @@
 //! and bind groups. `run` is one upload, one submit, and one readback of the outputs only.
 
 use super::graph::{InputKind, Op, Plan, TensorId};
+use super::ops::warp::WarpParams;
 use super::Tensor;
 use crate::error::{Error, Result};
 use std::collections::HashMap;
@@ -13,13 +14,14 @@ use std::sync::{Arc, Mutex};
 use wgpu::util::DeviceExt;
 
 /// The WGSL sources, one file per op family, named like their Rust twins in `ops/`.
-const SHADERS: [(&str, &str); 6] = [
+const SHADERS: [(&str, &str); 7] = [
     ("conv", include_str!("../../shaders/conv.wgsl")),
     ("eltwise", include_str!("../../shaders/eltwise.wgsl")),
     ("pool", include_str!("../../shaders/pool.wgsl")),
     ("linear", include_str!("../../shaders/linear.wgsl")),
     ("norm", include_str!("../../shaders/norm.wgsl")),
     ("prep", include_str!("../../shaders/prep.wgsl")),
+    ("warp", include_str!("../../shaders/warp.wgsl")),
 ];
 
 const WORKGROUP: u32 = 64;
@@ -56,6 +58,8 @@ pub struct GpuContext {
     uncaptured: Arc<Mutex<Vec<String>>>,
     layout: wgpu::BindGroupLayout,
     pipelines: HashMap<&'static str, wgpu::ComputePipeline>,
+    /// Bound where a kernel reads nothing.
+    unused: wgpu::Buffer,
 }
 
 impl GpuContext {
@@ -177,7 +181,14 @@ impl GpuContext {
         }
         // In the browser wgpu's handles are not Send; the Arc is only shared on one thread there.
         #[allow(clippy::arc_with_non_send_sync)]
+        let unused = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("unused binding"),
+            size: 16,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
         let ctx = Arc::new(GpuContext {
+            unused,
             device,
             queue,
             report,
@@ -186,6 +197,88 @@ impl GpuContext {
             pipelines,
         });
         Ok(ctx)
+    }
+
+    /// Runs `warp.wgsl` on an RGBA8 image: one upload, one dispatch, one readback.
+    pub async fn warp(&self, p: &WarpParams, src: &[u8]) -> Result<Vec<u8>> {
+        let src_bytes = p.src_w as u64 * p.src_h as u64 * 4;
+        if src.len() as u64 != src_bytes || src_bytes == 0 {
+            return Err(Error::input(format!(
+                "warp source: expected {src_bytes} bytes, got {}",
+                src.len()
+            )));
+        }
+        if src_bytes > self.device.limits().max_storage_buffer_binding_size {
+            return Err(Error::gpu("warp source larger than a storage binding; crop it first"));
+        }
+        let out_bytes = p.out_w as u64 * p.out_h as u64 * 4;
+        let d = &self.device;
+        let src_buf = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("warp source"),
+            contents: src,
+            usage: wgpu::BufferUsages::STORAGE,
+        });
+        let params = d.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some("warp params"),
+            contents: bytemuck::bytes_of(p),
+            usage: wgpu::BufferUsages::UNIFORM,
+        });
+        let out = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("warp out"),
+            size: out_bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let staging = d.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("warp readback"),
+            size: out_bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let bind_group = d.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("warp"),
+            layout: &self.layout,
+            entries: &[
+                wgpu::BindGroupEntry {
+                    binding: 0,
+                    resource: params.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 1,
+                    resource: self.unused.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 2,
+                    resource: src_buf.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 3,
+                    resource: self.unused.as_entire_binding(),
+                },
+                wgpu::BindGroupEntry {
+                    binding: 4,
+                    resource: out.as_entire_binding(),
+                },
+            ],
+        });
+        let mut encoder = d.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("warp") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("warp"),
+                timestamp_writes: None,
+            });
+            pass.set_pipeline(&self.pipelines["warp"]);
+            pass.set_bind_group(0, &bind_group, &[]);
+            let (x, y) = grid(p.out_w * p.out_h, d.limits().max_compute_workgroups_per_dimension);
+            pass.dispatch_workgroups(x, y, 1);
+        }
+        encoder.copy_buffer_to_buffer(&out, 0, &staging, 0, out_bytes);
+        self.queue.submit(Some(encoder.finish()));
+        let bytes = read_back(d, &staging).await?;
+        if let Some(e) = self.take_uncaptured() {
+            return Err(Error::gpu(format!("the GPU rejected the warp: {e}")));
+        }
+        Ok(bytes)
     }
 
     fn take_uncaptured(&self) -> Option<String> {
@@ -206,6 +299,7 @@ fn entry_points(family: &str) -> &'static [&'static str] {
         "linear" => &["linear"],
         "norm" => &["l2_normalize"],
         "prep" => &["prep"],
+        "warp" => &["warp"],
         _ => &[],
     }
 }

@@ -9,6 +9,7 @@ pub mod linear;
 pub mod norm;
 pub mod pool;
 pub mod prep;
+pub mod warp;
 
 /// Marks an absent weight offset (no bias, no PReLU slope) in a uniform block.
 pub const NONE: u32 = u32::MAX;
