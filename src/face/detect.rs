@@ -59,6 +59,9 @@ struct Level {
     outputs: [String; 3],
 }
 
+/// A detector model built for one (height, width).
+type SizedModel = ((usize, usize), Rc<Model>);
+
 pub struct Detector {
     graph: String,
     weights: Vec<u8>,
@@ -67,7 +70,7 @@ pub struct Detector {
     variances: [f32; 2],
     pub options: DetectOptions,
     /// Models by input size, most recently used last.
-    models: RefCell<Vec<((usize, usize), Rc<Model>)>>,
+    models: RefCell<Vec<SizedModel>>,
 }
 
 #[derive(serde::Deserialize)]
