@@ -5,6 +5,7 @@
 pub mod embed;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod face;
 pub mod models;
 pub mod pipeline;
