@@ -6,7 +6,7 @@ use facepatch::engine::{Device, GpuContext};
 use facepatch::error::{Error, Result};
 use facepatch::face::{decode_image, detect, DetectOptions, Detector, Rgba};
 use facepatch::pipeline::Pipeline;
-use facepatch::{eval, models};
+use facepatch::{eval, models, verify};
 use serde_json::json;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -89,6 +89,39 @@ enum Command {
         device: String,
         #[command(flatten)]
         detect: DetectArgs,
+        /// Also write the operating points (thresholds, false-accept rates) for `verify` to this file.
+        #[arg(long)]
+        calibrate: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Are two photos the same person? With a patch model, also which cells of each face agree.
+    Verify {
+        image_a: String,
+        image_b: String,
+        /// rrf28, rrf56, mobilefacenet, or the path of a graph .json (with .safetensors and
+        /// .calibration.json beside it).
+        #[arg(long, default_value = models::DEFAULT_RECOGNISER)]
+        model: String,
+        /// Cells to leave out of the score: `rows` lines of `cols` 0/1 characters (0 = leave out), or a JSON list.
+        #[arg(long)]
+        mask: Option<String>,
+        /// Operating point: the calibrated false-accept rate to decide at (1e-2 or 1e-3); default: the
+        /// threshold of best accuracy.
+        #[arg(long)]
+        far: Option<f64>,
+        /// Decide at this threshold instead of a calibrated one.
+        #[arg(long)]
+        threshold: Option<f32>,
+        /// Face index in each photo (`detect`'s order); default: the largest, most central one.
+        #[arg(long)]
+        face_a: Option<usize>,
+        #[arg(long)]
+        face_b: Option<usize>,
+        #[command(flatten)]
+        detect: DetectArgs,
+        #[arg(long, default_value = "gpu")]
+        device: String,
         #[arg(long)]
         json: bool,
     },
@@ -216,11 +249,93 @@ async fn run(cli: Cli) -> Result<()> {
                 return Err(Error::Input(format!("{failed} of {} image(s) could not be aligned", images.len())));
             }
         }
-        Command::Eval { pairs, root, model, flip, device, detect, json } => {
+        Command::Verify { image_a, image_b, model, mask, far, threshold, face_a, face_b, detect, device, json } => {
+            let device: Device = device.parse()?;
+            let (name, graph, weights) = model_files(&model)?;
+            let calibration = calibration_for(&model, &name)?;
+            let (threshold, far) = match (threshold, far, &calibration) {
+                (Some(t), _, c) => (t, c.as_ref().map(|c| c.far(t))),
+                (None, Some(f), Some(c)) if (f - 1e-2).abs() < 1e-12 => (c.threshold_at_far_1e2, Some(c.far(c.threshold_at_far_1e2))),
+                (None, Some(f), Some(c)) if (f - 1e-3).abs() < 1e-12 => (c.threshold_at_far_1e3, Some(c.far(c.threshold_at_far_1e3))),
+                (None, Some(f), Some(_)) => return Err(Error::Input(format!("--far {f}: calibrated operating points are 1e-2 and 1e-3"))),
+                (None, None, Some(c)) => (c.threshold, Some(c.far(c.threshold))),
+                (None, _, None) => return Err(Error::Input(format!("model '{name}' has no calibration: give --threshold"))),
+            };
+            let pipe = Pipeline::with_files(&name, &graph, &weights, gpu_for(device).await?, detect.options())?;
+            let mut found = Vec::new();
+            for (image, face) in [(&image_a, face_a), (&image_b, face_b)] {
+                let img = load_image(image)?;
+                let f = pipe.detect(&img).await?;
+                let i = match face {
+                    Some(i) if i < f.len() => i,
+                    Some(i) => return Err(Error::Input(format!("{image}: face {i} asked for, {} found", f.len()))),
+                    None => detect::primary_face(&f, img.width, img.height).ok_or_else(|| no_face(image))?,
+                };
+                let aligned = pipe.align(&img, &f[i]).await?;
+                found.push((f[i].clone(), pipe.embedder.encode(&aligned).await?));
+            }
+            let (ta, tb) = (&found[0].1, &found[1].1);
+            let (score, grid) = match (&ta.grid, &tb.grid) {
+                (Some(ga), Some(gb)) => {
+                    let keep = match &mask {
+                        Some(path) => {
+                            let text = String::from_utf8(read(path)?).map_err(|_| Error::Input(format!("{path} is not UTF-8")))?;
+                            Some(verify::parse_mask(&text, ga.rows, ga.cols)?)
+                        }
+                        None => None,
+                    };
+                    let c = verify::compare(ga, gb, keep.as_deref())?;
+                    (c.score, Some(c))
+                }
+                _ => {
+                    if mask.is_some() {
+                        return Err(Error::Input(format!("'{name}' has no patch grid, so --mask cannot apply")));
+                    }
+                    (facepatch::embed::cosine(&ta.embedding, &tb.embedding), None)
+                }
+            };
+            let matched = score > threshold;
+            if json {
+                let grid_json = match &grid {
+                    Some(c) => json!({"rows": c.rows, "cols": c.cols, "cells": c.cells, "a": c.a, "b": c.b}),
+                    None => serde_json::Value::Null,
+                };
+                let mut v = json!({
+                    "model": name, "device": device.as_str(), "score": score, "threshold": threshold, "match": matched,
+                    "far": far, "grid": grid_json,
+                    "faces": [found[0].0, found[1].0],
+                });
+                if grid.is_none() {
+                    v["grid_note"] = json!(format!("'{name}' computes one global embedding: it has no per-patch grid"));
+                }
+                println!("{v}");
+            } else {
+                println!("{name}: score {score:.4}, threshold {threshold:.4}: {}", if matched { "MATCH" } else { "no match" });
+                if let Some(f) = far {
+                    println!("  at this threshold {:.3}% of different-person pairs are accepted (calibration)", f * 100.0);
+                }
+                match &grid {
+                    Some(c) => println!("  {}x{} patch grid; per-cell contributions sum to the score (--json shows them)", c.rows, c.cols),
+                    None => println!("  '{name}' has no per-patch grid (a global embedding)"),
+                }
+            }
+        }
+        Command::Eval { pairs, root, model, flip, device, detect, calibrate, json } => {
             let device: Device = device.parse()?;
             let (name, graph, weights) = model_files(&model)?;
             let text = String::from_utf8(read(&pairs)?).map_err(|_| Error::Input(format!("{pairs} is not UTF-8")))?;
             let report = eval::run(&name, &graph, &weights, &text, &root, flip, device, detect.options()).await?;
+            if let Some(path) = calibrate {
+                let source = format!(
+                    "facepatch eval --pairs {pairs}{}: {} pairs, 10-fold accuracy {:.4}",
+                    if flip { " --flip" } else { "" },
+                    report.pairs,
+                    report.accuracy
+                );
+                let c = report.calibration(&source);
+                std::fs::write(&path, serde_json::to_string(&c).expect("serialisable") + "\n")
+                    .map_err(|source| Error::Io { path: path.clone(), source })?;
+            }
             if json {
                 println!("{}", serde_json::to_string(&report).expect("serialisable"));
             } else {
@@ -252,6 +367,23 @@ async fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The calibration of a bundled model, or `<graph>.calibration.json` beside a model file.
+fn calibration_for(model: &str, name: &str) -> Result<Option<verify::Calibration>> {
+    let text = if model.ends_with(".json") {
+        let p = format!("{}.calibration.json", model.trim_end_matches(".json"));
+        match std::fs::read_to_string(&p) {
+            Ok(t) => t,
+            Err(_) => return Ok(None),
+        }
+    } else {
+        match models::calibration(name) {
+            Some(t) => t.to_string(),
+            None => return Ok(None),
+        }
+    };
+    serde_json::from_str(&text).map(Some).map_err(|e| Error::Input(format!("calibration of '{name}': {e}")))
 }
 
 fn load_image(path: &str) -> Result<Rgba> {

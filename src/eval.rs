@@ -221,9 +221,29 @@ pub struct EvalReport {
     #[serde(rename = "threshold_at_far_1e-3")]
     pub threshold_at_far_1e3: f32,
     pub seconds: f64,
+    /// Every pair's (score, same person), for calibration.
+    #[serde(skip)]
+    pub scored: Vec<(f32, bool)>,
 }
 
 impl EvalReport {
+    /// The operating points this evaluation implies, for `verify` (see `verify::Calibration`).
+    pub fn calibration(&self, source: &str) -> crate::verify::Calibration {
+        let mut neg: Vec<f32> = self.scored.iter().filter(|p| !p.1).map(|p| p.0).collect();
+        let mut pos: Vec<f32> = self.scored.iter().filter(|p| p.1).map(|p| p.0).collect();
+        neg.sort_by(f32::total_cmp);
+        pos.sort_by(f32::total_cmp);
+        crate::verify::Calibration {
+            model: self.model.clone(),
+            source: source.to_string(),
+            threshold: self.threshold,
+            threshold_at_far_1e2: self.threshold_at_far_1e2,
+            threshold_at_far_1e3: self.threshold_at_far_1e3,
+            negative_scores: neg,
+            positive_scores: pos,
+        }
+    }
+
     pub fn summary(&self) -> String {
         format!(
             "{} ({}{}): {} pairs, {} images, {} without a face\n  accuracy {:.2}% +- {:.2} (10-fold), threshold {:.4}\n  TAR {:.2}% at FAR 1e-2, {:.2}% at FAR 1e-3\n  {:.0} s",
@@ -346,5 +366,6 @@ pub async fn run(
         tar_at_far_1e3: r.tar_at_far_1e3,
         threshold_at_far_1e3: r.threshold_at_far_1e3,
         seconds: start.elapsed().as_secs_f64(),
+        scored: pairs.iter().zip(&scores).map(|(p, &s)| (s, p.same)).collect(),
     })
 }

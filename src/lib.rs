@@ -9,5 +9,6 @@ pub mod eval;
 pub mod face;
 pub mod models;
 pub mod pipeline;
+pub mod verify;
 
 pub use error::{Error, Result};

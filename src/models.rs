@@ -26,6 +26,16 @@ pub const RETINAFACE: ModelFiles = ModelFiles {
 /// Recognisers selectable by name.
 pub const BUNDLED: &[ModelFiles] = &[MOBILEFACENET];
 
+/// `verify`'s default recogniser.
+pub const DEFAULT_RECOGNISER: &str = "mobilefacenet";
+
+/// The calibrated operating points of a bundled recogniser (`models/<name>.calibration.json`).
+pub fn calibration(name: &str) -> Option<&'static str> {
+    match name {
+        _ => None,
+    }
+}
+
 pub fn bundled(name: &str) -> Result<&'static ModelFiles> {
     BUNDLED.iter().find(|m| m.name == name).ok_or_else(|| {
         let names: Vec<&str> = BUNDLED.iter().map(|m| m.name).collect();

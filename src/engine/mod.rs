@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use std::sync::Arc;
 
 /// A float tensor in NHWC order.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Tensor {
     pub name: String,
     pub shape: [usize; 4],
