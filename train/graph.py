@@ -41,8 +41,10 @@ class GraphModule(nn.Module):
                 act = node.get("activation", "none")
                 if isinstance(act, dict) and "prelu" in act:
                     self._param(act["prelu"], weights[act["prelu"]])
-                if node.get("batch_norm"):
-                    raise ValueError("graphs with batch_norm fields are not supported for training; fold them first")
+                bn = node.get("batch_norm")
+                if bn:
+                    for k in ("gamma", "beta", "mean", "var"):
+                        self._param(bn[k], weights[bn[k]])
             elif node["op"] not in ("add", "concat", "upsample_nearest", "global_mean", "l2_normalize"):
                 raise ValueError(f"op {node['op']} is not supported by train/graph.py")
             self.nodes.append(node)
@@ -79,6 +81,10 @@ class GraphModule(nn.Module):
                 y = F.pad(vals[n["input"]], (l, r, t, b))
                 y = F.conv2d(y, self.p(n["weight"]), self.p(n["bias"]) if n.get("bias") else None,
                              stride=tuple(n["stride"]), groups=n["groups"])
+                bn = n.get("batch_norm")
+                if bn:  # inference-mode BatchNorm, as the engine folds it
+                    v = lambda k: self.p(bn[k]).view(1, -1, 1, 1)  # noqa: E731
+                    y = (y - v("mean")) / torch.sqrt(v("var") + bn["eps"]) * v("gamma") + v("beta")
                 y = self.activate(y, n.get("activation", "none"), self.p)
             elif op == "add":
                 y = self.activate(vals[n["inputs"][0]] + vals[n["inputs"][1]], n.get("activation", "none"), self.p)

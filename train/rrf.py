@@ -75,6 +75,19 @@ def pooled(cells: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tenso
     return F.normalize(m, dim=1)
 
 
+def window(nodes: list[dict]) -> tuple[int, int, int]:
+    """(receptive field, stride, offset) of the last node's cells along the conv chain: cell (r, c) sees input rows
+    offset + stride*r .. offset + stride*r + field - 1 (and the same for columns)."""
+    field, jump, offset = 1, 1, 0
+    for n in nodes:
+        if n["op"] == "conv2d":
+            k, s, pad_top = n["kernel"][0], n["stride"][0], n["pad"][0]
+            offset -= pad_top * jump
+            field += (k - 1) * jump
+            jump *= s
+    return field, jump, offset
+
+
 def export(model: RRF, out: Path, meta: dict) -> None:
     """Writes out.json + out.safetensors in the engine's format: the trunk's nodes as they are, then the head's
     1x1 convolutions with their BatchNorms as `batch_norm` fields (the engine folds them at load)."""
@@ -95,6 +108,9 @@ def export(model: RRF, out: Path, meta: dict) -> None:
                 act = n.get("activation", "none")
                 if isinstance(act, dict) and "prelu" in act:
                     tensors[act["prelu"]] = part.p(act["prelu"]).detach()
+    field, jump, offset = window(g["nodes"])
+    assert field == model.rf and field <= model.window, (field, model.rf)
+    g["meta"] = {**meta, "receptive_field": field, "cell_stride": jump, "cell_offset": offset}
     prev = model.tail.output
     mods = list(model.head.layers)
     i, k = 0, 0
