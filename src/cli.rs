@@ -95,6 +95,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Time detection + alignment (and encoding) of one photo on the GPU and CPU paths (median of N runs).
+    Bench {
+        #[arg(long, default_value = "tests/data/photos/bench_640x480.jpg")]
+        image: String,
+        #[arg(long, default_value_t = 10)]
+        iterations: usize,
+        #[arg(long)]
+        json: bool,
+    },
     /// Are two photos the same person? With a patch model, also which cells of each face agree.
     Verify {
         image_a: String,
@@ -139,7 +148,11 @@ struct DetectArgs {
 
 impl DetectArgs {
     fn options(self) -> DetectOptions {
-        DetectOptions { max_side: self.max_side, score_threshold: self.threshold, ..Default::default() }
+        DetectOptions {
+            max_side: self.max_side,
+            score_threshold: self.threshold,
+            ..Default::default()
+        }
     }
 }
 
@@ -216,9 +229,19 @@ async fn run(cli: Cli) -> Result<()> {
                 );
             }
         }
-        Command::Detect { image, detect, device, json } => {
+        Command::Detect {
+            image,
+            detect,
+            device,
+            json,
+        } => {
             let gpu = gpu_for(device.parse()?).await?;
-            let det = Detector::new(models::RETINAFACE.graph, models::RETINAFACE.weights, gpu, detect.options())?;
+            let det = Detector::new(
+                models::RETINAFACE.graph,
+                models::RETINAFACE.weights,
+                gpu,
+                detect.options(),
+            )?;
             let img = load_image(&image)?;
             let faces = det.detect(&img).await?;
             if json {
@@ -227,14 +250,26 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{image}: {}x{}, {} face(s)", img.width, img.height, faces.len());
                 for (i, f) in faces.iter().enumerate() {
                     let b = f.bbox;
-                    println!("  {i}: score {:.3}, box x {:.0} y {:.0} w {:.0} h {:.0}", f.score, b[0], b[1], b[2], b[3]);
+                    println!(
+                        "  {i}: score {:.3}, box x {:.0} y {:.0} w {:.0} h {:.0}",
+                        f.score, b[0], b[1], b[2], b[3]
+                    );
                 }
             }
         }
-        Command::Align { images, out, face, detect, device } => {
+        Command::Align {
+            images,
+            out,
+            face,
+            detect,
+            device,
+        } => {
             let gpu = gpu_for(device.parse()?).await?;
             let pipe = Pipeline::new(&models::MOBILEFACENET, gpu, detect.options())?;
-            std::fs::create_dir_all(&out).map_err(|source| Error::Io { path: out.clone(), source })?;
+            std::fs::create_dir_all(&out).map_err(|source| Error::Io {
+                path: out.clone(),
+                source,
+            })?;
             let mut failed = 0;
             for image in &images {
                 match align_one(&pipe, image, face, &out).await {
@@ -246,20 +281,97 @@ async fn run(cli: Cli) -> Result<()> {
                 }
             }
             if failed > 0 {
-                return Err(Error::Input(format!("{failed} of {} image(s) could not be aligned", images.len())));
+                return Err(Error::Input(format!(
+                    "{failed} of {} image(s) could not be aligned",
+                    images.len()
+                )));
             }
         }
-        Command::Verify { image_a, image_b, model, mask, far, threshold, face_a, face_b, detect, device, json } => {
+        Command::Bench { image, iterations, json } => {
+            let img = load_image(&image)?;
+            let mut rows = Vec::new();
+            for device in [Device::Gpu, Device::Cpu] {
+                let gpu = match gpu_for(device).await {
+                    Ok(g) => g,
+                    Err(e) => {
+                        eprintln!("facepatch: skipping the GPU path: {e}");
+                        continue;
+                    }
+                };
+                let pipe = Pipeline::new(&models::MOBILEFACENET, gpu, DetectOptions::default())?;
+                let mut detect_align = Vec::new();
+                let mut encode = Vec::new();
+                for i in 0..=iterations.max(1) {
+                    let t = std::time::Instant::now();
+                    let faces = pipe.detect(&img).await?;
+                    let f = faces.first().ok_or_else(|| no_face(&image))?;
+                    let aligned = pipe.align(&img, f).await?;
+                    let t1 = t.elapsed().as_secs_f64();
+                    pipe.embedder.encode(&aligned).await?;
+                    let t2 = t.elapsed().as_secs_f64() - t1;
+                    if i > 0 {
+                        // The first run builds the detector for this size: not counted.
+                        detect_align.push(t1 * 1e3);
+                        encode.push(t2 * 1e3);
+                    }
+                }
+                let median = |v: &mut Vec<f64>| {
+                    v.sort_by(f64::total_cmp);
+                    v[v.len() / 2]
+                };
+                rows.push(json!({
+                    "device": device.as_str(), "image": image, "width": img.width, "height": img.height,
+                    "iterations": detect_align.len(),
+                    "detect_align_ms": median(&mut detect_align), "encode_ms": median(&mut encode),
+                }));
+            }
+            if json {
+                println!("{}", serde_json::Value::Array(rows));
+            } else {
+                for r in rows {
+                    println!(
+                        "{}: {}x{} detect + align {:.1} ms, MobileFaceNet encode {:.1} ms (median of {})",
+                        r["device"].as_str().unwrap_or(""), r["width"], r["height"],
+                        r["detect_align_ms"].as_f64().unwrap_or(0.0), r["encode_ms"].as_f64().unwrap_or(0.0), r["iterations"]
+                    );
+                }
+            }
+        }
+        Command::Verify {
+            image_a,
+            image_b,
+            model,
+            mask,
+            far,
+            threshold,
+            face_a,
+            face_b,
+            detect,
+            device,
+            json,
+        } => {
             let device: Device = device.parse()?;
             let (name, graph, weights) = model_files(&model)?;
             let calibration = calibration_for(&model, &name)?;
             let (threshold, far) = match (threshold, far, &calibration) {
                 (Some(t), _, c) => (t, c.as_ref().map(|c| c.far(t))),
-                (None, Some(f), Some(c)) if (f - 1e-2).abs() < 1e-12 => (c.threshold_at_far_1e2, Some(c.far(c.threshold_at_far_1e2))),
-                (None, Some(f), Some(c)) if (f - 1e-3).abs() < 1e-12 => (c.threshold_at_far_1e3, Some(c.far(c.threshold_at_far_1e3))),
-                (None, Some(f), Some(_)) => return Err(Error::Input(format!("--far {f}: calibrated operating points are 1e-2 and 1e-3"))),
+                (None, Some(f), Some(c)) if (f - 1e-2).abs() < 1e-12 => {
+                    (c.threshold_at_far_1e2, Some(c.far(c.threshold_at_far_1e2)))
+                }
+                (None, Some(f), Some(c)) if (f - 1e-3).abs() < 1e-12 => {
+                    (c.threshold_at_far_1e3, Some(c.far(c.threshold_at_far_1e3)))
+                }
+                (None, Some(f), Some(_)) => {
+                    return Err(Error::Input(format!(
+                        "--far {f}: calibrated operating points are 1e-2 and 1e-3"
+                    )))
+                }
                 (None, None, Some(c)) => (c.threshold, Some(c.far(c.threshold))),
-                (None, _, None) => return Err(Error::Input(format!("model '{name}' has no calibration: give --threshold"))),
+                (None, _, None) => {
+                    return Err(Error::Input(format!(
+                        "model '{name}' has no calibration: give --threshold"
+                    )))
+                }
             };
             let pipe = Pipeline::with_files(&name, &graph, &weights, gpu_for(device).await?, detect.options())?;
             let mut found = Vec::new();
@@ -279,7 +391,8 @@ async fn run(cli: Cli) -> Result<()> {
                 (Some(ga), Some(gb)) => {
                     let keep = match &mask {
                         Some(path) => {
-                            let text = String::from_utf8(read(path)?).map_err(|_| Error::Input(format!("{path} is not UTF-8")))?;
+                            let text = String::from_utf8(read(path)?)
+                                .map_err(|_| Error::Input(format!("{path} is not UTF-8")))?;
                             Some(verify::parse_mask(&text, ga.rows, ga.cols)?)
                         }
                         None => None,
@@ -289,7 +402,9 @@ async fn run(cli: Cli) -> Result<()> {
                 }
                 _ => {
                     if mask.is_some() {
-                        return Err(Error::Input(format!("'{name}' has no patch grid, so --mask cannot apply")));
+                        return Err(Error::Input(format!(
+                            "'{name}' has no patch grid, so --mask cannot apply"
+                        )));
                     }
                     (facepatch::embed::cosine(&ta.embedding, &tb.embedding), None)
                 }
@@ -306,21 +421,41 @@ async fn run(cli: Cli) -> Result<()> {
                     "faces": [found[0].0, found[1].0],
                 });
                 if grid.is_none() {
-                    v["grid_note"] = json!(format!("'{name}' computes one global embedding: it has no per-patch grid"));
+                    v["grid_note"] = json!(format!(
+                        "'{name}' computes one global embedding: it has no per-patch grid"
+                    ));
                 }
                 println!("{v}");
             } else {
-                println!("{name}: score {score:.4}, threshold {threshold:.4}: {}", if matched { "MATCH" } else { "no match" });
+                println!(
+                    "{name}: score {score:.4}, threshold {threshold:.4}: {}",
+                    if matched { "MATCH" } else { "no match" }
+                );
                 if let Some(f) = far {
-                    println!("  at this threshold {:.3}% of different-person pairs are accepted (calibration)", f * 100.0);
+                    println!(
+                        "  at this threshold {:.3}% of different-person pairs are accepted (calibration)",
+                        f * 100.0
+                    );
                 }
                 match &grid {
-                    Some(c) => println!("  {}x{} patch grid; per-cell contributions sum to the score (--json shows them)", c.rows, c.cols),
+                    Some(c) => println!(
+                        "  {}x{} patch grid; per-cell contributions sum to the score (--json shows them)",
+                        c.rows, c.cols
+                    ),
                     None => println!("  '{name}' has no per-patch grid (a global embedding)"),
                 }
             }
         }
-        Command::Eval { pairs, root, model, flip, device, detect, calibrate, json } => {
+        Command::Eval {
+            pairs,
+            root,
+            model,
+            flip,
+            device,
+            detect,
+            calibrate,
+            json,
+        } => {
             let device: Device = device.parse()?;
             let (name, graph, weights) = model_files(&model)?;
             let text = String::from_utf8(read(&pairs)?).map_err(|_| Error::Input(format!("{pairs} is not UTF-8")))?;
@@ -333,8 +468,12 @@ async fn run(cli: Cli) -> Result<()> {
                     report.accuracy
                 );
                 let c = report.calibration(&source);
-                std::fs::write(&path, serde_json::to_string(&c).expect("serialisable") + "\n")
-                    .map_err(|source| Error::Io { path: path.clone(), source })?;
+                std::fs::write(&path, serde_json::to_string(&c).expect("serialisable") + "\n").map_err(|source| {
+                    Error::Io {
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
             }
             if json {
                 println!("{}", serde_json::to_string(&report).expect("serialisable"));
@@ -342,7 +481,14 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{}", report.summary());
             }
         }
-        Command::Embed { image, face, detect, model, device, json } => {
+        Command::Embed {
+            image,
+            face,
+            detect,
+            model,
+            device,
+            json,
+        } => {
             let device: Device = device.parse()?;
             let (name, graph, weights) = model_files(&model)?;
             let img = load_image(&image)?;
@@ -362,7 +508,12 @@ async fn run(cli: Cli) -> Result<()> {
                 println!("{v}");
             } else {
                 let head: Vec<String> = embedding.iter().take(8).map(|v| format!("{v:.4}")).collect();
-                println!("{name} on {}: {}-D embedding [{} ...]", device.as_str(), embedding.len(), head.join(", "));
+                println!(
+                    "{name} on {}: {}-D embedding [{} ...]",
+                    device.as_str(),
+                    embedding.len(),
+                    head.join(", ")
+                );
             }
         }
     }
@@ -383,7 +534,9 @@ fn calibration_for(model: &str, name: &str) -> Result<Option<verify::Calibration
             None => return Ok(None),
         }
     };
-    serde_json::from_str(&text).map(Some).map_err(|e| Error::Input(format!("calibration of '{name}': {e}")))
+    serde_json::from_str(&text)
+        .map(Some)
+        .map_err(|e| Error::Input(format!("calibration of '{name}': {e}")))
 }
 
 fn load_image(path: &str) -> Result<Rgba> {
@@ -391,15 +544,31 @@ fn load_image(path: &str) -> Result<Rgba> {
 }
 
 fn no_face(image: &str) -> Error {
-    Error::Input(format!("{image}: no face found (a face is required here; try a larger, frontal, well-lit photo)"))
+    Error::Input(format!(
+        "{image}: no face found (a face is required here; try a larger, frontal, well-lit photo)"
+    ))
 }
 
 async fn align_one(pipe: &Pipeline, image: &str, face: Option<usize>, out: &str) -> Result<String> {
     let img = load_image(image)?;
-    let a = pipe.analyze(&img, face, false).await?.ok_or_else(|| no_face(image))?;
-    let stem = std::path::Path::new(image).file_stem().and_then(|s| s.to_str()).unwrap_or("face");
+    let faces = pipe.detect(&img).await?;
+    let i = match face {
+        Some(i) if i < faces.len() => i,
+        Some(i) => {
+            return Err(Error::Input(format!(
+                "{image}: face {i} asked for, {} found",
+                faces.len()
+            )))
+        }
+        None => detect::primary_face(&faces, img.width, img.height).ok_or_else(|| no_face(image))?,
+    };
+    let aligned = pipe.align(&img, &faces[i]).await?;
+    let stem = std::path::Path::new(image)
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("face");
     let path = format!("{}/{stem}.png", out.trim_end_matches('/'));
-    image::save_buffer(&path, &a.aligned.data, 112, 112, image::ColorType::Rgba8)
+    image::save_buffer(&path, &aligned.data, 112, 112, image::ColorType::Rgba8)
         .map_err(|e| Error::Image(format!("cannot write {path}: {e}")))?;
     Ok(path)
 }

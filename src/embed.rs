@@ -58,13 +58,28 @@ impl Embedder {
                 "'{name}' takes {w}x{h} inputs; a recogniser must take 112x112 aligned faces"
             )));
         }
-        let find = |n: &str| model.plan().outputs.iter().position(|&t| model.plan().tensors[t].name == n);
+        let find = |n: &str| {
+            model
+                .plan()
+                .outputs
+                .iter()
+                .position(|&t| model.plan().tensors[t].name == n)
+        };
         let (kind, output) = match (find("embedding"), find("patches")) {
             (Some(i), _) => (Kind::Global, i),
             (None, Some(i)) => (Kind::Patches, i),
-            _ => return Err(Error::graph(format!("'{name}' has no output named 'embedding' or 'patches'"))),
+            _ => {
+                return Err(Error::graph(format!(
+                    "'{name}' has no output named 'embedding' or 'patches'"
+                )))
+            }
         };
-        Ok(Embedder { name: name.to_string(), kind, model, output })
+        Ok(Embedder {
+            name: name.to_string(),
+            kind,
+            model,
+            output,
+        })
     }
 
     /// Facts the graph records about itself (e.g. an RRF model's receptive field).
@@ -92,11 +107,22 @@ impl Embedder {
         let mut out = self.model.run_rgba(&face.data).await?;
         let t = std::mem::take(&mut out[self.output]);
         Ok(match self.kind {
-            Kind::Global => Template { embedding: t.data, grid: None },
+            Kind::Global => Template {
+                embedding: t.data,
+                grid: None,
+            },
             Kind::Patches => {
                 let [_, rows, cols, dim] = t.shape;
-                let grid = Grid { rows, cols, dim, cells: t.data };
-                Template { embedding: crate::verify::pooled(&grid, None), grid: Some(grid) }
+                let grid = Grid {
+                    rows,
+                    cols,
+                    dim,
+                    cells: t.data,
+                };
+                Template {
+                    embedding: crate::verify::pooled(&grid, None),
+                    grid: Some(grid),
+                }
             }
         })
     }

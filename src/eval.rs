@@ -18,7 +18,9 @@ pub const FOLDS: usize = 10;
 /// lines) or a TSV of `fold<TAB>pathA<TAB>pathB<TAB>same`.
 pub fn parse_pairs(text: &str) -> Result<Vec<Pair>> {
     let mut lines = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty());
-    let first = lines.next().ok_or_else(|| Error::Input("the pair list is empty".into()))?;
+    let first = lines
+        .next()
+        .ok_or_else(|| Error::Input("the pair list is empty".into()))?;
     let head: Vec<&str> = first.1.split_whitespace().collect();
     let bad = |n: usize, why: &str| Error::Input(format!("pair list line {}: {why}", n + 1));
     if head.len() == 2 && head.iter().all(|t| t.parse::<usize>().is_ok()) {
@@ -35,15 +37,27 @@ pub fn parse_pairs(text: &str) -> Result<Vec<Pair>> {
             let (a, b, same) = match t.len() {
                 3 => (lfw(t[0], t[1], n)?, lfw(t[0], t[2], n)?, true),
                 4 => (lfw(t[0], t[1], n)?, lfw(t[2], t[3], n)?, false),
-                _ => return Err(bad(n, "expected 3 (same person) or 4 (different people) tab-separated fields")),
+                _ => {
+                    return Err(bad(
+                        n,
+                        "expected 3 (same person) or 4 (different people) tab-separated fields",
+                    ))
+                }
             };
             if same != (k % (2 * per) < per) {
-                return Err(bad(n, "LFW folds list their matched pairs first, then the mismatched ones"));
+                return Err(bad(
+                    n,
+                    "LFW folds list their matched pairs first, then the mismatched ones",
+                ));
             }
             pairs.push(Pair { fold, a, b, same });
         }
         if pairs.len() != folds * 2 * per {
-            return Err(Error::Input(format!("pairs.txt promises {} pairs, has {}", folds * 2 * per, pairs.len())));
+            return Err(Error::Input(format!(
+                "pairs.txt promises {} pairs, has {}",
+                folds * 2 * per,
+                pairs.len()
+            )));
         }
         return Ok(pairs);
     }
@@ -62,7 +76,12 @@ pub fn parse_pairs(text: &str) -> Result<Vec<Pair>> {
             "0" => false,
             _ => return Err(bad(n, "same must be 1 or 0")),
         };
-        pairs.push(Pair { fold, a: t[1].to_string(), b: t[2].to_string(), same });
+        pairs.push(Pair {
+            fold,
+            a: t[1].to_string(),
+            b: t[2].to_string(),
+            same,
+        });
     }
     Ok(pairs)
 }
@@ -86,7 +105,11 @@ pub fn best_threshold(scored: &[(f32, bool)]) -> f32 {
         }
         if correct > best {
             best = correct;
-            best_t = if i + 1 < s.len() { (s[i].0 + s[i + 1].0) / 2.0 } else { s[i].0 + 1e-3 };
+            best_t = if i + 1 < s.len() {
+                (s[i].0 + s[i + 1].0) / 2.0
+            } else {
+                s[i].0 + 1e-3
+            };
         }
     }
     best_t
@@ -129,12 +152,22 @@ pub fn ten_fold(pairs: &[Pair], scores: &[f32]) -> Result<Report> {
     let mut accs = Vec::new();
     let mut thresholds = Vec::new();
     for fold in 0..FOLDS {
-        let train: Vec<(f32, bool)> =
-            pairs.iter().zip(scores).filter(|(p, _)| p.fold != fold).map(|(p, &s)| (s, p.same)).collect();
-        let test: Vec<(f32, bool)> =
-            pairs.iter().zip(scores).filter(|(p, _)| p.fold == fold).map(|(p, &s)| (s, p.same)).collect();
+        let train: Vec<(f32, bool)> = pairs
+            .iter()
+            .zip(scores)
+            .filter(|(p, _)| p.fold != fold)
+            .map(|(p, &s)| (s, p.same))
+            .collect();
+        let test: Vec<(f32, bool)> = pairs
+            .iter()
+            .zip(scores)
+            .filter(|(p, _)| p.fold == fold)
+            .map(|(p, &s)| (s, p.same))
+            .collect();
         if test.is_empty() {
-            return Err(Error::Input(format!("fold {fold} has no pairs; 10-fold evaluation needs all ten")));
+            return Err(Error::Input(format!(
+                "fold {fold} has no pairs; 10-fold evaluation needs all ten"
+            )));
         }
         let t = best_threshold(&train);
         thresholds.push(t);
@@ -165,19 +198,48 @@ mod tests {
         let lfw = "1\t2\nA\t1\t2\nB\t3\t4\nA\t1\tC\t2\nB\t2\tD\t1\n";
         let p = parse_pairs(lfw).unwrap();
         assert_eq!(p.len(), 4);
-        assert_eq!(p[0], Pair { fold: 0, a: "A/A_0001.jpg".into(), b: "A/A_0002.jpg".into(), same: true });
+        assert_eq!(
+            p[0],
+            Pair {
+                fold: 0,
+                a: "A/A_0001.jpg".into(),
+                b: "A/A_0002.jpg".into(),
+                same: true
+            }
+        );
         assert_eq!(p[3].b, "D/D_0001.jpg");
         assert!(!p[3].same);
         let tsv = "0\tx/a.jpg\tx/b.jpg\t1\n9\ty.jpg\tz.jpg\t0\n";
         let p = parse_pairs(tsv).unwrap();
-        assert_eq!(p[1], Pair { fold: 9, a: "y.jpg".into(), b: "z.jpg".into(), same: false });
-        assert!(parse_pairs("0\ta\tb\t2\n").unwrap_err().to_string().contains("same must be 1 or 0"));
-        assert!(parse_pairs("1\t2\nA\t1\t2\n").unwrap_err().to_string().contains("promises 4 pairs"));
+        assert_eq!(
+            p[1],
+            Pair {
+                fold: 9,
+                a: "y.jpg".into(),
+                b: "z.jpg".into(),
+                same: false
+            }
+        );
+        assert!(parse_pairs("0\ta\tb\t2\n")
+            .unwrap_err()
+            .to_string()
+            .contains("same must be 1 or 0"));
+        assert!(parse_pairs("1\t2\nA\t1\t2\n")
+            .unwrap_err()
+            .to_string()
+            .contains("promises 4 pairs"));
     }
 
     #[test]
     fn threshold_and_rates() {
-        let s = [(0.9, true), (0.8, true), (0.7, false), (0.6, true), (0.2, false), (0.1, false)];
+        let s = [
+            (0.9, true),
+            (0.8, true),
+            (0.7, false),
+            (0.6, true),
+            (0.2, false),
+            (0.1, false),
+        ];
         let t = best_threshold(&s);
         assert!(t > 0.2 && t < 0.6, "{t}");
         assert!((accuracy(&s, t) - 5.0 / 6.0).abs() < 1e-9);
@@ -188,9 +250,17 @@ mod tests {
 
     #[test]
     fn ten_folds_of_perfectly_separated_scores() {
-        let pairs: Vec<Pair> =
-            (0..200).map(|i| Pair { fold: i % 10, a: String::new(), b: String::new(), same: i % 2 == 0 }).collect();
-        let scores: Vec<f32> = (0..200).map(|i| if i % 2 == 0 { 0.8 } else { 0.1 } + (i as f32) * 1e-4).collect();
+        let pairs: Vec<Pair> = (0..200)
+            .map(|i| Pair {
+                fold: i % 10,
+                a: String::new(),
+                b: String::new(),
+                same: i % 2 == 0,
+            })
+            .collect();
+        let scores: Vec<f32> = (0..200)
+            .map(|i| if i % 2 == 0 { 0.8 } else { 0.1 } + (i as f32) * 1e-4)
+            .collect();
         let r = ten_fold(&pairs, &scores).unwrap();
         assert_eq!(r.accuracy, 1.0);
         assert_eq!(r.std, 0.0);
@@ -285,15 +355,21 @@ pub async fn run(
 
     let start = std::time::Instant::now();
     let pairs = parse_pairs(pair_list)?;
-    let images: Vec<String> =
-        pairs.iter().flat_map(|p| [p.a.clone(), p.b.clone()]).collect::<BTreeSet<_>>().into_iter().collect();
+    let images: Vec<String> = pairs
+        .iter()
+        .flat_map(|p| [p.a.clone(), p.b.clone()])
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let gpu = match device {
         Device::Gpu => Some(GpuContext::new().await?),
         Device::Cpu => None,
     };
     let workers = match device {
         Device::Gpu => 1,
-        Device::Cpu => std::thread::available_parallelism().map_or(1, |n| n.get()).min(images.len().max(1)),
+        Device::Cpu => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(images.len().max(1)),
     };
     let done = AtomicUsize::new(0);
     let embeddings: Mutex<Vec<Option<Vec<f32>>>> = Mutex::new(vec![None; images.len()]);
@@ -309,8 +385,10 @@ pub async fn run(
                             return Ok(());
                         }
                         let path = std::path::Path::new(root).join(&images[i]);
-                        let bytes = std::fs::read(&path)
-                            .map_err(|source| Error::Io { path: path.display().to_string(), source })?;
+                        let bytes = std::fs::read(&path).map_err(|source| Error::Io {
+                            path: path.display().to_string(),
+                            source,
+                        })?;
                         let img = crate::face::decode_image(&bytes)
                             .map_err(|e| Error::Image(format!("{}: {e}", path.display())))?;
                         let a = pollster::block_on(pipe.analyze(&img, None, flip))?;
@@ -348,8 +426,12 @@ pub async fn run(
         })
         .collect();
     let r = ten_fold(&pairs, &scores)?;
-    let no_face_images: Vec<String> =
-        images.iter().zip(&embeddings).filter(|(_, e)| e.is_none()).map(|(p, _)| p.clone()).collect();
+    let no_face_images: Vec<String> = images
+        .iter()
+        .zip(&embeddings)
+        .filter(|(_, e)| e.is_none())
+        .map(|(p, _)| p.clone())
+        .collect();
     Ok(EvalReport {
         model: name.to_string(),
         device: device.as_str().to_string(),

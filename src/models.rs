@@ -16,6 +16,19 @@ pub const MOBILEFACENET: ModelFiles = ModelFiles {
     weights: include_bytes!("../models/mobilefacenet.safetensors"),
 };
 
+/// Restricted-receptive-field patch models (train/): every cell sees at most a 28x28 / 56x56 window.
+pub const RRF28: ModelFiles = ModelFiles {
+    name: "rrf28",
+    graph: include_str!("../models/rrf28.json"),
+    weights: include_bytes!("../models/rrf28.safetensors"),
+};
+
+pub const RRF56: ModelFiles = ModelFiles {
+    name: "rrf56",
+    graph: include_str!("../models/rrf56.json"),
+    weights: include_bytes!("../models/rrf56.safetensors"),
+};
+
 /// The face detector (RetinaFace-MobileNet0.25); not a recogniser.
 pub const RETINAFACE: ModelFiles = ModelFiles {
     name: "retinaface",
@@ -24,7 +37,7 @@ pub const RETINAFACE: ModelFiles = ModelFiles {
 };
 
 /// Recognisers selectable by name.
-pub const BUNDLED: &[ModelFiles] = &[MOBILEFACENET];
+pub const BUNDLED: &[ModelFiles] = &[RRF56, RRF28, MOBILEFACENET];
 
 /// `verify`'s default recogniser.
 pub const DEFAULT_RECOGNISER: &str = "mobilefacenet";
@@ -32,6 +45,7 @@ pub const DEFAULT_RECOGNISER: &str = "mobilefacenet";
 /// The calibrated operating points of a bundled recogniser (`models/<name>.calibration.json`).
 pub fn calibration(name: &str) -> Option<&'static str> {
     match name {
+        "mobilefacenet" => Some(include_str!("../models/mobilefacenet.calibration.json")),
         _ => None,
     }
 }

@@ -42,13 +42,18 @@ pub fn compare(a: &Grid, b: &Grid, keep: Option<&[bool]>) -> Result<Comparison> 
     let n_cells = a.rows * a.cols;
     if let Some(k) = keep {
         if k.len() != n_cells {
-            return Err(Error::Input(format!("the mask has {} cells, the grid {n_cells}", k.len())));
+            return Err(Error::Input(format!(
+                "the mask has {} cells, the grid {n_cells}",
+                k.len()
+            )));
         }
     }
     let kept = |i: usize| keep.is_none_or(|k| k[i]);
     let n = (0..n_cells).filter(|&i| kept(i)).count();
     if n == 0 {
-        return Err(Error::Input("the mask leaves out every cell: nothing is left to compare".into()));
+        return Err(Error::Input(
+            "the mask leaves out every cell: nothing is left to compare".into(),
+        ));
     }
     let mean = |g: &Grid| {
         let mut m = vec![0.0f64; g.dim];
@@ -75,7 +80,14 @@ pub fn compare(a: &Grid, b: &Grid, keep: Option<&[bool]>) -> Result<Comparison> 
             .collect()
     };
     let score = (ma.iter().zip(&mb).map(|(x, y)| x * y).sum::<f64>() / (norm(&ma) * norm(&mb))) as f32;
-    Ok(Comparison { score, rows: a.rows, cols: a.cols, a: contrib(a, &mb), b: contrib(b, &ma), cells: n })
+    Ok(Comparison {
+        score,
+        rows: a.rows,
+        cols: a.cols,
+        a: contrib(a, &mb),
+        b: contrib(b, &ma),
+        cells: n,
+    })
 }
 
 /// Reads a mask: `rows` lines of `cols` characters, `1` (use the cell) or `0` (leave it out); or a JSON list of
@@ -102,7 +114,10 @@ pub fn parse_mask(text: &str, rows: usize, cols: usize) -> Result<Vec<bool>> {
             .collect::<Result<_>>()?
     };
     if bits.len() != rows * cols {
-        return Err(Error::Input(format!("mask: {} cells given, this model's grid has {rows}x{cols}", bits.len())));
+        return Err(Error::Input(format!(
+            "mask: {} cells given, this model's grid has {rows}x{cols}",
+            bits.len()
+        )));
     }
     Ok(bits)
 }
@@ -166,7 +181,11 @@ mod tests {
         assert!((m.a.iter().sum::<f32>() - m.score).abs() < 1e-5);
         assert!((m.b.iter().sum::<f32>() - m.score).abs() < 1e-5);
         assert!(m.a.iter().zip(&keep).all(|(v, k)| *k || *v == 0.0));
-        let pm: f32 = pooled(&a, Some(&keep)).iter().zip(pooled(&b, Some(&keep))).map(|(x, y)| x * y).sum();
+        let pm: f32 = pooled(&a, Some(&keep))
+            .iter()
+            .zip(pooled(&b, Some(&keep)))
+            .map(|(x, y)| x * y)
+            .sum();
         assert!((m.score - pm).abs() < 1e-6);
     }
 
@@ -174,10 +193,19 @@ mod tests {
     fn masks_parse_and_errors_are_specific() {
         assert_eq!(parse_mask("10\n01\n", 2, 2).unwrap(), vec![true, false, false, true]);
         assert_eq!(parse_mask("[1,1,0,1]", 2, 2).unwrap(), vec![true, true, false, true]);
-        assert!(parse_mask("101", 2, 2).unwrap_err().to_string().contains("3 cells given"));
+        assert!(parse_mask("101", 2, 2)
+            .unwrap_err()
+            .to_string()
+            .contains("3 cells given"));
         assert!(parse_mask("1x01", 2, 2).unwrap_err().to_string().contains("'x'"));
         let (a, b) = (grid(1, 2, 2, 3), grid(2, 2, 2, 3));
-        assert!(compare(&a, &b, Some(&[false; 4])).unwrap_err().to_string().contains("every cell"));
-        assert!(compare(&a, &grid(3, 2, 3, 3), None).unwrap_err().to_string().contains("different models"));
+        assert!(compare(&a, &b, Some(&[false; 4]))
+            .unwrap_err()
+            .to_string()
+            .contains("every cell"));
+        assert!(compare(&a, &grid(3, 2, 3, 3), None)
+            .unwrap_err()
+            .to_string()
+            .contains("different models"));
     }
 }

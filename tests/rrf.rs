@@ -12,10 +12,9 @@ use serde_json::Value;
 const VARIANTS: [(&str, usize); 2] = [("rrf28", 28), ("rrf56", 56)];
 
 fn load(name: &str, gpu: bool) -> Embedder {
-    let graph = std::fs::read_to_string(format!("models/{name}.json")).unwrap();
-    let weights = std::fs::read(format!("models/{name}.safetensors")).unwrap();
+    let m = facepatch::models::bundled(name).unwrap();
     let ctx = if gpu { Some(pollster::block_on(common::gpu())) } else { None };
-    Embedder::load(name, &graph, &weights, ctx).unwrap()
+    Embedder::load(name, m.graph, m.weights, ctx).unwrap()
 }
 
 fn face(name: &str) -> Rgba {
@@ -28,7 +27,11 @@ fn grid(e: &Embedder, img: &Rgba) -> Grid {
 
 /// Rows (and columns) of input pixels that cell `r` may see, clipped to the image.
 fn window(meta: &Value, r: usize) -> (usize, usize) {
-    let (f, s, o) = (meta["receptive_field"].as_i64().unwrap(), meta["cell_stride"].as_i64().unwrap(), meta["cell_offset"].as_i64().unwrap());
+    let (f, s, o) = (
+        meta["receptive_field"].as_i64().unwrap(),
+        meta["cell_stride"].as_i64().unwrap(),
+        meta["cell_offset"].as_i64().unwrap(),
+    );
     let lo = (o + s * r as i64).max(0) as usize;
     let hi = ((o + s * r as i64 + f - 1).min(111)) as usize;
     (lo, hi)
@@ -58,7 +61,11 @@ fn receptive_field_is_bounded(name: &str, window_side: usize, gpu: bool) {
         }
         let g1 = grid(&e, &outside);
         let cell = r * g0.cols + c;
-        assert_eq!(g0.cell(cell), g1.cell(cell), "{name} cell ({r},{c}) changed when only pixels outside its window did");
+        assert_eq!(
+            g0.cell(cell),
+            g1.cell(cell),
+            "{name} cell ({r},{c}) changed when only pixels outside its window did"
+        );
         // A neighbouring cell whose window does include scrambled pixels does change (the test has teeth).
         let other = if c + 1 < g0.cols { cell + 1 } else { cell - 1 };
         assert_ne!(g0.cell(other), g1.cell(other));
@@ -67,7 +74,11 @@ fn receptive_field_is_bounded(name: &str, window_side: usize, gpu: bool) {
             let mut inside = base.clone();
             let i = (y * 112 + x) * 4;
             inside.data[i] = inside.data[i].wrapping_add(128);
-            assert_ne!(g0.cell(cell), grid(&e, &inside).cell(cell), "{name} cell ({r},{c}) ignores pixel ({x},{y})");
+            assert_ne!(
+                g0.cell(cell),
+                grid(&e, &inside).cell(cell),
+                "{name} cell ({r},{c}) ignores pixel ({x},{y})"
+            );
         }
     }
 }
@@ -90,20 +101,35 @@ fn receptive_field_bound_gpu() {
 fn gpu_grid_equals_cpu_grid_and_pytorch() {
     for (name, _) in VARIANTS {
         let (cpu, gpu) = (load(name, false), load(name, true));
-        let golden: Value = serde_json::from_str(&std::fs::read_to_string(format!("tests/data/golden/{name}.json")).unwrap()).unwrap();
+        let golden: Value =
+            serde_json::from_str(&std::fs::read_to_string(format!("tests/data/golden/{name}.json")).unwrap()).unwrap();
         for f in golden["faces"].as_array().unwrap() {
-            let img = decode_image(&std::fs::read(format!("tests/data/{}", f["image"].as_str().unwrap())).unwrap()).unwrap();
+            let img =
+                decode_image(&std::fs::read(format!("tests/data/{}", f["image"].as_str().unwrap())).unwrap()).unwrap();
             let (gc, gg) = (grid(&cpu, &img), grid(&gpu, &img));
             let mean_abs = gc.cells.iter().map(|v| v.abs()).sum::<f32>() / gc.cells.len() as f32;
             for (a, b) in gg.cells.iter().zip(&gc.cells) {
-                assert!((a - b).abs() <= 1e-4 * a.abs().max(mean_abs) + 1e-5, "{name}: gpu {a} vs cpu {b}");
+                assert!(
+                    (a - b).abs() <= 1e-4 * a.abs().max(mean_abs) + 1e-5,
+                    "{name}: gpu {a} vs cpu {b}"
+                );
             }
-            let want: Vec<f32> = f["pooled"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+            let want: Vec<f32> = f["pooled"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
             let c = cosine(&verify::pooled(&gc, None), &want);
             assert!(c >= 0.9999, "{name} {}: pooled cosine to PyTorch {c}", f["image"]);
             for cell in f["cells"].as_array().unwrap() {
                 let i = cell["row"].as_u64().unwrap() as usize * gc.cols + cell["col"].as_u64().unwrap() as usize;
-                let want: Vec<f32> = cell["values"].as_array().unwrap().iter().map(|v| v.as_f64().unwrap() as f32).collect();
+                let want: Vec<f32> = cell["values"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap() as f32)
+                    .collect();
                 let c = cosine(gc.cell(i), &want);
                 assert!(c >= 0.9999, "{name}: cell {i} cosine to PyTorch {c}");
             }
@@ -115,7 +141,10 @@ fn gpu_grid_equals_cpu_grid_and_pytorch() {
 fn contributions_of_real_faces_sum_to_the_score() {
     for (name, _) in VARIANTS {
         let e = load(name, false);
-        let (a, b) = (grid(&e, &face("lfw_Serena_Williams_0001")), grid(&e, &face("lfw_Serena_Williams_0014")));
+        let (a, b) = (
+            grid(&e, &face("lfw_Serena_Williams_0001")),
+            grid(&e, &face("lfw_Serena_Williams_0014")),
+        );
         let c = verify::compare(&a, &b, None).unwrap();
         assert!((c.a.iter().sum::<f32>() - c.score).abs() < 1e-5 && (c.b.iter().sum::<f32>() - c.score).abs() < 1e-5);
         // Leave out the lower half (a face mask): still exact, and a different score.
@@ -129,24 +158,39 @@ fn contributions_of_real_faces_sum_to_the_score() {
 fn verify_cli(a: &str, b: &str, model: &str, extra: &[&str]) -> Value {
     let mut args = vec!["verify", a, b, "--model", model, "--json", "--device", "cpu"];
     args.extend_from_slice(extra);
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facepatch")).args(&args).output().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facepatch"))
+        .args(&args)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
 fn verify_says_match_for_one_person_and_no_match_for_two() {
-    let (s1, s2, other) = ("tests/data/photos/lfw_Serena_Williams_0001.jpg", "tests/data/photos/lfw_Serena_Williams_0014.jpg", "tests/data/photos/lfw_Jim_Ahern_0001.jpg");
+    let (s1, s2, other) = (
+        "tests/data/photos/lfw_Serena_Williams_0001.jpg",
+        "tests/data/photos/lfw_Serena_Williams_0014.jpg",
+        "tests/data/photos/lfw_Jim_Ahern_0001.jpg",
+    );
     for (name, _) in VARIANTS {
-        let same = verify_cli(s1, s2, &format!("models/{name}.json"), &[]);
-        let diff = verify_cli(s1, other, &format!("models/{name}.json"), &[]);
+        let same = verify_cli(s1, s2, name, &[]);
+        let diff = verify_cli(s1, other, name, &[]);
         assert_eq!(same["match"], true, "{name}: {same}");
         assert_eq!(diff["match"], false, "{name}: {diff}");
         for v in [&same, &diff] {
             let score = v["score"].as_f64().unwrap();
             for side in ["a", "b"] {
-                let sum: f64 = v["grid"][side].as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).sum();
-                assert!((sum - score).abs() < 1e-4, "{name}: grid {side} sums to {sum}, score {score}");
+                let sum: f64 = v["grid"][side]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_f64().unwrap())
+                    .sum();
+                assert!(
+                    (sum - score).abs() < 1e-4,
+                    "{name}: grid {side} sums to {sum}, score {score}"
+                );
             }
             assert!(v["far"].as_f64().unwrap() < 0.05);
             assert_eq!(v["faces"].as_array().unwrap().len(), 2);
@@ -160,12 +204,17 @@ fn verify_says_match_for_one_person_and_no_match_for_two() {
 #[test]
 fn verify_mask_changes_the_score_and_still_sums() {
     let rows = 14;
-    let mask: String = (0..rows).map(|r| if r >= 9 { "0".repeat(14) } else { "1".repeat(14) } + "\n").collect();
+    let mask: String = (0..rows)
+        .map(|r| if r >= 9 { "0".repeat(14) } else { "1".repeat(14) } + "\n")
+        .collect();
     let path = std::env::temp_dir().join("facepatch_mask_rrf56.txt");
     std::fs::write(&path, mask).unwrap();
-    let (a, b) = ("tests/data/photos/lfw_Serena_Williams_0001.jpg", "tests/data/photos/lfw_Serena_Williams_0014.jpg");
-    let full = verify_cli(a, b, "models/rrf56.json", &[]);
-    let masked = verify_cli(a, b, "models/rrf56.json", &["--mask", path.to_str().unwrap()]);
+    let (a, b) = (
+        "tests/data/photos/lfw_Serena_Williams_0001.jpg",
+        "tests/data/photos/lfw_Serena_Williams_0014.jpg",
+    );
+    let full = verify_cli(a, b, "rrf56", &[]);
+    let masked = verify_cli(a, b, "rrf56", &["--mask", path.to_str().unwrap()]);
     assert_ne!(full["score"], masked["score"]);
     let score = masked["score"].as_f64().unwrap();
     let cells = masked["grid"]["a"].as_array().unwrap();

@@ -66,7 +66,7 @@ class GraphModule(nn.Module):
         if act == "relu":
             return F.relu(x)
         if isinstance(act, dict) and "prelu" in act:
-            return torch.where(x < 0, x * p(act["prelu"]).view(1, -1, 1, 1), x)
+            return F.prelu(x, p(act["prelu"]))
         if isinstance(act, dict) and "leaky_relu" in act:
             return F.leaky_relu(x, act["leaky_relu"])
         return x
@@ -78,9 +78,13 @@ class GraphModule(nn.Module):
             op = n["op"]
             if op == "conv2d":
                 t, l, b, r = n["pad"]
-                y = F.pad(vals[n["input"]], (l, r, t, b))
+                y = vals[n["input"]]
+                if (t, l) == (b, r):  # symmetric: let the convolution pad, without a copy
+                    padding = (t, l)
+                else:
+                    y, padding = F.pad(y, (l, r, t, b)), (0, 0)
                 y = F.conv2d(y, self.p(n["weight"]), self.p(n["bias"]) if n.get("bias") else None,
-                             stride=tuple(n["stride"]), groups=n["groups"])
+                             stride=tuple(n["stride"]), padding=padding, groups=n["groups"])
                 bn = n.get("batch_norm")
                 if bn:  # inference-mode BatchNorm, as the engine folds it
                     v = lambda k: self.p(bn[k]).view(1, -1, 1, 1)  # noqa: E731

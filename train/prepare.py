@@ -1,10 +1,10 @@
 """Aligns the training photos with facepatch's own detector and aligner, then caches crops, identity labels and
-the teacher's (MobileFaceNet) embeddings of each crop and its mirror image.
+the teacher's (MobileFaceNet) embedding of each crop.
 
     .venv/bin/python train/prepare.py [--data ../shared/data] [--limit N]
 
 Writes .cache/train/data.npz: images uint8 [N,112,112,3] RGB, labels int32 (CelebA identity, -1 for UTKFace),
-teacher float32 [N,2,192] (crop, mirrored crop), names. LFW is never read here: it is for evaluation only.
+teacher float32 [N,192] (MobileFaceNet's L2-normalised embedding of each crop), names. LFW is never read here: it is for evaluation only.
 """
 from __future__ import annotations
 
@@ -49,12 +49,12 @@ def align_all(photos: list[Path], out: Path, binary: Path, workers: int) -> None
 @torch.no_grad()
 def teacher_embeddings(images: np.ndarray, batch: int = 256) -> np.ndarray:
     teacher = graph.load("mobilefacenet").eval()
-    out = np.zeros((len(images), 2, 192), np.float32)
+    out = np.zeros((len(images), 192), np.float32)
+    t0 = time.time()
     for i in range(0, len(images), batch):
-        x = torch.from_numpy(images[i:i + batch])
-        for k, xx in enumerate((x, x.flip(2))):
-            e = teacher(graph.normalise_rgb(xx)).flatten(1)
-            out[i:i + batch, k] = e.numpy()
+        out[i:i + batch] = teacher(graph.normalise_rgb(torch.from_numpy(images[i:i + batch]))).flatten(1).numpy()
+        if (i // batch) % 10 == 0:
+            print(f"teacher {i + batch}/{len(images)}, {time.time() - t0:.0f} s", flush=True)
     return out
 
 
@@ -64,9 +64,11 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=0, help="use only the first N photos of each set (smoke tests)")
     ap.add_argument("--out", type=Path, default=CACHE / "data.npz")
     ap.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--bin", type=Path, default=REPO / "target" / "release" / "facepatch",
+                    help="the facepatch binary that aligns (built with cargo build --release when missing)")
     args = ap.parse_args()
     torch.set_num_threads(args.workers)
-    binary = REPO / "target" / "release" / "facepatch"
+    binary = args.bin
     if not binary.exists():
         subprocess.run(["cargo", "build", "--release", "-q"], cwd=REPO, check=True)
     t0 = time.time()

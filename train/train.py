@@ -123,7 +123,7 @@ def validate(model, feats, teacher, labels, idx, batch=256) -> dict:
         f = torch.from_numpy(np.asarray(feats[j])).float()
         embs.append(rrf.pooled(model.from_features(f)))
     e = torch.cat(embs)
-    t = F.normalize(torch.from_numpy(teacher[idx, 0]), dim=1)
+    t = F.normalize(torch.from_numpy(teacher[idx]), dim=1)
     out = {"val_cos_to_teacher": float((e * t).sum(1).mean())}
     lab = labels[idx]
     sel = np.where(lab >= 0)[0]
@@ -192,8 +192,7 @@ def main() -> None:
         f"{len(val_idx)} validation crops")
 
     model = rrf.RRF(args.variant, width=args.width, depth=args.depth)
-    tag = f"{model.frozen}_{len(images)}"
-    feats = cached_features(model, images, REPO / ".cache" / "train" / f"features_{tag}.npy")
+    feats = cached_features(model, images, work / f"features_{model.frozen}_{len(images)}.npy")
     cosface = CosFace(model.dim, max(len(cls_of), 1))
     model.to(device)
     cosface.to(device)
@@ -229,7 +228,7 @@ def main() -> None:
             if len(j) == 0:
                 break
             f = torch.from_numpy(np.asarray(feats[j])).float().to(device)
-            t = F.normalize(torch.from_numpy(teacher[j, 0]), dim=1).to(device)
+            t = F.normalize(torch.from_numpy(teacher[j]), dim=1).to(device)
             keep = cell_dropout(len(j), model.grid, gen).to(device)
             y = torch.from_numpy(cls[j]).to(device)
             loss, distill, margin = net(f, t, keep, y)
