@@ -141,16 +141,16 @@ struct DetectArgs {
     /// Photos are scaled down so their longest side is at most this before detection.
     #[arg(long, default_value_t = detect::DEFAULT_MAX_SIDE)]
     max_side: u32,
-    /// Minimum face score.
+    /// Minimum detector score for a face.
     #[arg(long, default_value_t = detect::DEFAULT_SCORE_THRESHOLD)]
-    threshold: f32,
+    face_score: f32,
 }
 
 impl DetectArgs {
     fn options(self) -> DetectOptions {
         DetectOptions {
             max_side: self.max_side,
-            score_threshold: self.threshold,
+            score_threshold: self.face_score,
             ..Default::default()
         }
     }
@@ -287,7 +287,11 @@ async fn run(cli: Cli) -> Result<()> {
                 )));
             }
         }
-        Command::Bench { image, iterations, json } => {
+        Command::Bench {
+            image,
+            iterations,
+            json,
+        } => {
             let img = load_image(&image)?;
             let mut rows = Vec::new();
             for device in [Device::Gpu, Device::Cpu] {
@@ -331,8 +335,12 @@ async fn run(cli: Cli) -> Result<()> {
                 for r in rows {
                     println!(
                         "{}: {}x{} detect + align {:.1} ms, MobileFaceNet encode {:.1} ms (median of {})",
-                        r["device"].as_str().unwrap_or(""), r["width"], r["height"],
-                        r["detect_align_ms"].as_f64().unwrap_or(0.0), r["encode_ms"].as_f64().unwrap_or(0.0), r["iterations"]
+                        r["device"].as_str().unwrap_or(""),
+                        r["width"],
+                        r["height"],
+                        r["detect_align_ms"].as_f64().unwrap_or(0.0),
+                        r["encode_ms"].as_f64().unwrap_or(0.0),
+                        r["iterations"]
                     );
                 }
             }

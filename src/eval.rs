@@ -24,8 +24,14 @@ pub fn parse_pairs(text: &str) -> Result<Vec<Pair>> {
     let head: Vec<&str> = first.1.split_whitespace().collect();
     let bad = |n: usize, why: &str| Error::Input(format!("pair list line {}: {why}", n + 1));
     if head.len() == 2 && head.iter().all(|t| t.parse::<usize>().is_ok()) {
-        let folds: usize = head[0].parse().unwrap();
-        let per: usize = head[1].parse().unwrap();
+        let folds: usize = head[0].parse().unwrap_or(0);
+        let per: usize = head[1].parse().unwrap_or(0);
+        if folds == 0 || per == 0 || folds.checked_mul(2 * per).is_none_or(|n| n > 10_000_000) {
+            return Err(bad(
+                first.0,
+                "the header must be '<folds> <pairs per class>', both positive",
+            ));
+        }
         let lfw = |name: &str, i: &str, n: usize| -> Result<String> {
             let i: usize = i.parse().map_err(|_| bad(n, "image number is not an integer"))?;
             Ok(format!("{name}/{name}_{i:04}.jpg"))

@@ -39,13 +39,15 @@ pub const RETINAFACE: ModelFiles = ModelFiles {
 /// Recognisers selectable by name.
 pub const BUNDLED: &[ModelFiles] = &[RRF56, RRF28, MOBILEFACENET];
 
-/// `verify`'s default recogniser.
-pub const DEFAULT_RECOGNISER: &str = "mobilefacenet";
+/// `verify`'s default recogniser: the more accurate patch model (see README's results).
+pub const DEFAULT_RECOGNISER: &str = "rrf56";
 
 /// The calibrated operating points of a bundled recogniser (`models/<name>.calibration.json`).
 pub fn calibration(name: &str) -> Option<&'static str> {
     match name {
         "mobilefacenet" => Some(include_str!("../models/mobilefacenet.calibration.json")),
+        "rrf28" => Some(include_str!("../models/rrf28.calibration.json")),
+        "rrf56" => Some(include_str!("../models/rrf56.calibration.json")),
         _ => None,
     }
 }

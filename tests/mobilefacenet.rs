@@ -128,12 +128,27 @@ fn cli_info_json_names_the_adapter() {
 }
 
 #[test]
-fn cli_embed_rejects_a_non_aligned_image_clearly() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_facepatch"))
-        .args(["embed", "tests/data/photos/lfw_Jim_Ahern_0001.jpg", "--device", "cpu"])
-        .output()
-        .unwrap();
+fn cli_embed_detects_and_aligns_photos_and_says_when_there_is_no_face() {
+    let run = |image: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_facepatch"))
+            .args(["embed", image, "--device", "cpu", "--json"])
+            .output()
+            .unwrap()
+    };
+    let out = run("tests/data/photos/lfw_Jim_Ahern_0001.jpg");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["face"]["box"].is_array() && v["face"]["landmarks"].is_array());
+    let e: Vec<f32> = v["embedding"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap() as f32)
+        .collect();
+    // The reference crop of this photo (OpenCV warp of the onnxruntime landmarks) embeds the same.
+    let want = &golden().into_iter().find(|(p, _)| p.contains("Jim_Ahern")).unwrap().1;
+    assert!(cosine(&e, want) >= 0.999, "{}", cosine(&e, want));
+    let out = run("tests/data/inputs/no_face.png");
     assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("112x112"), "{err}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no face found"));
 }

@@ -43,6 +43,8 @@ def main() -> None:
     evf = json.loads(args.eval_flip.read_text()) if args.eval_flip else None
     cal = json.loads((REPO / "models" / f"{args.name}.calibration.json").read_text())
     mac, _ = macs(g)
+    words = t["command"].split()
+    cosface = float(words[words.index("--cosface") + 1]) if "--cosface" in words else 0.2
     hist = "\n".join(f"| {h['epoch']} | {h['distill']:.4f} | {h.get('val_cos_to_teacher', float('nan')):.4f} | "
                      f"{100 * h.get('val_accuracy', float('nan')):.2f}% | {h['seconds']:.0f} s |" for h in t["history"])
 
@@ -72,7 +74,7 @@ into per-cell contributions. `tests/rrf.rs` checks the window on the engine pixe
 - Data: {t['data']}: {t['crops']:,} training crops, {t['identities']:,} CelebA identities for the CosFace
   term; validation holds out CelebA identities with id % 10 == 0 and every 20th UTKFace crop. LFW is not used.
 - Losses: cosine distillation of the pooled embedding to MobileFaceNet's (random cell dropout on half the
-  samples, so masked scores stay meaningful) + 0.2 x CosFace (s 30, m 0.35).
+  samples, so masked scores stay meaningful) + {cosface:g} x CosFace (s 30, m 0.35).
 - Hardware and time: {t['hardware']}, {t['seconds'] / 60:.1f} minutes (including the feature cache).
 
 | epoch | distillation loss | validation cosine to teacher | validation pair accuracy | time |

@@ -179,14 +179,14 @@ impl GpuContext {
         if let Some(e) = scope.pop().await {
             return Err(Error::gpu(format!("building the kernels failed: {e}")));
         }
-        // In the browser wgpu's handles are not Send; the Arc is only shared on one thread there.
-        #[allow(clippy::arc_with_non_send_sync)]
         let unused = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("unused binding"),
             size: 16,
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
+        // In the browser wgpu's handles are not Send; the Arc is only shared on one thread there.
+        #[allow(clippy::arc_with_non_send_sync)]
         let ctx = Arc::new(GpuContext {
             unused,
             device,
