@@ -4,7 +4,6 @@
 
 mod common;
 use facepatch::embed::{cosine, Embedder};
-use facepatch::engine::ops::warp::{self, WarpParams};
 use facepatch::engine::{GpuContext, LoadOptions, Model};
 use facepatch::face::align::{self, ARCFACE_TEMPLATE};
 use facepatch::face::detect::iou;
@@ -162,43 +161,6 @@ fn similarity_matches_the_reference_matrices() {
                 p["photo"]
             );
         }
-    }
-}
-
-#[test]
-fn warp_kernel_matches_cpu_twin_on_awkward_shapes() {
-    let ctx = pollster::block_on(common::gpu());
-    let mut rng = common::Rng::new(21);
-    for (w, h, ow, oh, m) in [
-        (37u32, 23u32, 112u32, 112u32, [0.31f32, -0.12, 3.7, 0.12, 0.31, -2.2]),
-        (5, 3, 9, 7, [0.5, 0.0, -0.25, 0.0, 0.5, -0.25]),
-        (64, 64, 13, 1, [4.9, 0.0, 0.0, 0.0, 4.9, 10.0]),
-        (1, 1, 3, 3, [1.0, 0.0, -1.0, 0.0, 1.0, -1.0]),
-    ] {
-        let src = rng.bytes((w * h * 4) as usize);
-        let p = WarpParams {
-            src_w: w,
-            src_h: h,
-            out_w: ow,
-            out_h: oh,
-            m,
-            _pad: [0.0; 2],
-        };
-        let mut cpu = vec![0u8; (ow * oh * 4) as usize];
-        warp::cpu(&p, &src, &mut cpu);
-        let gpu = pollster::block_on(ctx.warp(&p, &src)).unwrap();
-        // Same formula; a fused multiply-add may move a value across a rounding boundary.
-        let worst = cpu
-            .iter()
-            .zip(&gpu)
-            .map(|(a, b)| (*a as i32 - *b as i32).abs())
-            .max()
-            .unwrap();
-        let differing = cpu.iter().zip(&gpu).filter(|(a, b)| a != b).count();
-        assert!(
-            worst <= 1 && differing * 200 <= cpu.len(),
-            "{w}x{h}->{ow}x{oh}: max diff {worst}, {differing} differ"
-        );
     }
 }
 
