@@ -572,7 +572,7 @@ def real_test_images() -> list[np.ndarray]:
     if len(imgs) < 2:
         photos = sorted((REPO / "tests" / "data" / "photos").glob("lfw_*.jpg"))
         if not photos:
-            lfw = Path("/work/shared/data/lfw")
+            lfw = REPO.parent / "shared" / "data" / "lfw"
             photos = [p for p in (lfw / "Aaron_Peirsol" / "Aaron_Peirsol_0001.jpg",
                                   lfw / "Abdullah_Gul" / "Abdullah_Gul_0001.jpg") if p.exists()]
         for p in photos[:2 - len(imgs)]:

@@ -521,7 +521,7 @@ def test_image(h: int, w: int, kind: str) -> np.ndarray:
         return np.random.default_rng(h * 1000 + w).integers(0, 256, (h, w, 3), dtype=np.uint8)
     src = REPO / "tests" / "data" / "photos" / "lfw_Serena_Williams_0001.jpg"
     if not src.exists():
-        src = Path("/work/shared/data/lfw/Serena_Williams/Serena_Williams_0001.jpg")
+        src = REPO.parent / "shared" / "data" / "lfw" / "Serena_Williams" / "Serena_Williams_0001.jpg"
     im = Image.open(src).convert("RGB")
     if im.size != (w, h):
         im = im.resize((w, h), Image.BILINEAR)

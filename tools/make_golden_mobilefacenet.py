@@ -32,9 +32,9 @@ import convert_mobilefacenet as cmf  # noqa: E402
 
 REPO = cmf.REPO
 DATA = REPO / "tests" / "data"
-SHARED = Path("/work/shared/data")
+SHARED = REPO.parent / "shared" / "data"
 
-# (name, path under /work/shared/data). Chosen for variety (sex, age, skin tone, glasses, headwear) and for what
+# (name, path under ../shared/data). Chosen for variety (sex, age, skin tone, glasses, headwear) and for what
 # exercises the alignment: strong head roll (Jim_Ahern -20 deg, Richard_Virenque +19, Elin_Nordegren +16,
 # Mahathir_Mohamad +15, Tung_Chee-hwa -14, CelebA 008685 +22), strong yaw (Stephen_Silas), two faces in the frame
 # (Tung_Chee-hwa: the largest is used), one same-identity pair (Serena_Williams 0001/0014), small faces from the

@@ -45,7 +45,7 @@ import convert_retinaface as crf  # noqa: E402
 
 REPO = crf.REPO
 DATA = REPO / "tests" / "data"
-LFW = Path("/work/shared/data/lfw")
+LFW = REPO.parent / "shared" / "data" / "lfw"
 
 SCORE_THRESHOLD = 0.5         # below the package default 0.9 so that the goldens also hold weaker faces
 NMS_THRESHOLD = crf.NMS_THRESHOLD
