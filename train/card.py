@@ -75,7 +75,7 @@ into per-cell contributions. `tests/rrf.rs` checks the window on the engine pixe
   term; validation holds out CelebA identities with id % 10 == 0 and every 20th UTKFace crop. LFW is not used.
 - Losses: cosine distillation of the pooled embedding to MobileFaceNet's (random cell dropout on half the
   samples, so masked scores stay meaningful) + {cosface:g} x CosFace (s 30, m 0.35).
-- Hardware and time: {t['hardware']}, {t['seconds'] / 60:.1f} minutes (including the feature cache).
+- Hardware and time: {t['hardware']}, {t['seconds'] / 60:.1f} minutes (including the feature cache when it was not already on disk).
 
 | epoch | distillation loss | validation cosine to teacher | validation pair accuracy | time |
 |---|---|---|---|---|
