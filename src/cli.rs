@@ -385,14 +385,8 @@ async fn run(cli: Cli) -> Result<()> {
             let mut found = Vec::new();
             for (image, face) in [(&image_a, face_a), (&image_b, face_b)] {
                 let img = load_image(image)?;
-                let f = pipe.detect(&img).await?;
-                let i = match face {
-                    Some(i) if i < f.len() => i,
-                    Some(i) => return Err(Error::Input(format!("{image}: face {i} asked for, {} found", f.len()))),
-                    None => detect::primary_face(&f, img.width, img.height).ok_or_else(|| no_face(image))?,
-                };
-                let aligned = pipe.align(&img, &f[i]).await?;
-                found.push((f[i].clone(), pipe.embedder.encode(&aligned).await?));
+                let (f, aligned) = pipe.find_face(&img, face).await?.ok_or_else(|| no_face(image))?;
+                found.push((f, pipe.embedder.encode(&aligned).await?));
             }
             let (ta, tb) = (&found[0].1, &found[1].1);
             let (score, grid) = match (&ta.grid, &tb.grid) {
@@ -559,18 +553,7 @@ fn no_face(image: &str) -> Error {
 
 async fn align_one(pipe: &Pipeline, image: &str, face: Option<usize>, out: &str) -> Result<String> {
     let img = load_image(image)?;
-    let faces = pipe.detect(&img).await?;
-    let i = match face {
-        Some(i) if i < faces.len() => i,
-        Some(i) => {
-            return Err(Error::Input(format!(
-                "{image}: face {i} asked for, {} found",
-                faces.len()
-            )))
-        }
-        None => detect::primary_face(&faces, img.width, img.height).ok_or_else(|| no_face(image))?,
-    };
-    let aligned = pipe.align(&img, &faces[i]).await?;
+    let (_, aligned) = pipe.find_face(&img, face).await?.ok_or_else(|| no_face(image))?;
     let stem = std::path::Path::new(image)
         .file_stem()
         .and_then(|s| s.to_str())

@@ -74,9 +74,9 @@ impl Pipeline {
         Ok(e)
     }
 
-    /// Detects, picks the largest most central face (or `choose`), aligns and embeds it.
+    /// Detects, picks the largest most central face (or face `choose`, in `detect`'s order) and aligns it.
     /// `Ok(None)` when the photo has no face.
-    pub async fn analyze(&self, img: &Rgba, choose: Option<usize>, flip: bool) -> Result<Option<AnalyzedFace>> {
+    pub async fn find_face(&self, img: &Rgba, choose: Option<usize>) -> Result<Option<(Face, Rgba)>> {
         let faces = self.detect(img).await?;
         let index = match choose {
             Some(i) if i < faces.len() => i,
@@ -93,6 +93,14 @@ impl Pipeline {
         };
         let face = faces[index].clone();
         let aligned = self.align(img, &face).await?;
+        Ok(Some((face, aligned)))
+    }
+
+    /// `find_face`, then the embedding of the aligned face.
+    pub async fn analyze(&self, img: &Rgba, choose: Option<usize>, flip: bool) -> Result<Option<AnalyzedFace>> {
+        let Some((face, aligned)) = self.find_face(img, choose).await? else {
+            return Ok(None);
+        };
         let embedding = self.embed_aligned(&aligned, flip).await?;
         Ok(Some(AnalyzedFace {
             face,

@@ -4,17 +4,28 @@
 use crate::embed::Grid;
 use crate::error::{Error, Result};
 
-/// The normalised mean of the kept cells (`keep[i]` false leaves cell i out; `None` keeps all).
-pub fn pooled(g: &Grid, keep: Option<&[bool]>) -> Vec<f32> {
+/// The mean of the kept cells (`keep[i]` false leaves cell i out; `None` keeps all), in f64.
+fn mean_cells(g: &Grid, keep: Option<&[bool]>) -> Vec<f64> {
     let mut m = vec![0.0f64; g.dim];
-    for i in 0..g.rows * g.cols {
-        if keep.is_none_or(|k| k[i]) {
-            for (acc, v) in m.iter_mut().zip(g.cell(i)) {
-                *acc += *v as f64;
-            }
+    let mut n = 0usize;
+    for i in (0..g.rows * g.cols).filter(|&i| keep.is_none_or(|k| k[i])) {
+        for (acc, v) in m.iter_mut().zip(g.cell(i)) {
+            *acc += *v as f64;
         }
+        n += 1;
     }
-    let n = m.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-30);
+    m.iter_mut().for_each(|v| *v /= n.max(1) as f64);
+    m
+}
+
+fn norm(m: &[f64]) -> f64 {
+    m.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-30)
+}
+
+/// The normalised mean of the kept cells: what the score compares.
+pub fn pooled(g: &Grid, keep: Option<&[bool]>) -> Vec<f32> {
+    let m = mean_cells(g, keep);
+    let n = norm(&m);
     m.iter().map(|v| (v / n) as f32).collect()
 }
 
@@ -55,18 +66,7 @@ pub fn compare(a: &Grid, b: &Grid, keep: Option<&[bool]>) -> Result<Comparison> 
             "the mask leaves out every cell: nothing is left to compare".into(),
         ));
     }
-    let mean = |g: &Grid| {
-        let mut m = vec![0.0f64; g.dim];
-        for i in (0..n_cells).filter(|&i| kept(i)) {
-            for (acc, v) in m.iter_mut().zip(g.cell(i)) {
-                *acc += *v as f64;
-            }
-        }
-        m.iter_mut().for_each(|v| *v /= n as f64);
-        m
-    };
-    let (ma, mb) = (mean(a), mean(b));
-    let norm = |m: &[f64]| m.iter().map(|v| v * v).sum::<f64>().sqrt().max(1e-30);
+    let (ma, mb) = (mean_cells(a, keep), mean_cells(b, keep));
     let denom = n as f64 * norm(&ma) * norm(&mb);
     let contrib = |g: &Grid, other: &[f64]| -> Vec<f32> {
         (0..n_cells)

@@ -3,6 +3,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
+use common::{floats, matrix};
 use facepatch::embed::{cosine, Embedder};
 use facepatch::engine::{GpuContext, LoadOptions, Model};
 use facepatch::face::align::{self, ARCFACE_TEMPLATE};
@@ -101,12 +102,7 @@ fn raw_heads_match_onnxruntime() {
                     .map(|v| v.as_u64().unwrap() as usize)
                     .collect();
                 assert_eq!(t.shape.to_vec(), shape, "{name}");
-                let w: Vec<f32> = want["data"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_f64().unwrap() as f32)
-                    .collect();
+                let w: Vec<f32> = floats(&want["data"]);
                 let scale = w.iter().fold(0.0f32, |m, v| m.max(v.abs()));
                 for (i, (a, b)) in t.data.iter().zip(&w).enumerate() {
                     assert!(
@@ -146,13 +142,7 @@ fn similarity_matches_the_reference_matrices() {
     let golden = json("tests/data/golden/alignment.json");
     for p in golden["photos"].as_array().unwrap() {
         let lm: [[f32; 2]; 5] = serde_json::from_value(p["landmarks"].clone()).unwrap();
-        let want: Vec<f64> = p["matrix"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|r| r.as_array().unwrap().clone())
-            .map(|v| v.as_f64().unwrap())
-            .collect();
+        let want: Vec<f64> = matrix(p);
         let got = align::similarity(&lm, &ARCFACE_TEMPLATE);
         for (a, b) in got.iter().zip(&want) {
             assert!(
@@ -171,13 +161,7 @@ fn alignment_parity(gpu: Option<Arc<GpuContext>>) {
     let mut worst = 1.0f32;
     for p in golden["photos"].as_array().unwrap() {
         let img = photo(p["photo"].as_str().unwrap());
-        let m: Vec<f64> = p["matrix"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .flat_map(|r| r.as_array().unwrap().clone())
-            .map(|v| v.as_f64().unwrap())
-            .collect();
+        let m: Vec<f64> = matrix(p);
         let ours = pollster::block_on(align::warp_affine(&img, &m.try_into().unwrap(), 112, gpu.as_deref())).unwrap();
         let opencv = photo(p["aligned"].as_str().unwrap());
         let c = cosine(

@@ -3,6 +3,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
+use common::floats;
 use facepatch::embed::{cosine, Embedder};
 use facepatch::face::decode_image;
 use facepatch::models::MOBILEFACENET;
@@ -19,12 +20,7 @@ fn golden() -> Vec<(String, Vec<f32>)> {
         .unwrap()
         .iter()
         .map(|f| {
-            let emb = f["embedding"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect();
+            let emb = floats(&f["embedding"]);
             (f["image"].as_str().unwrap().to_string(), emb)
         })
         .collect()
@@ -99,12 +95,7 @@ fn cli_embed_json_has_model_device_and_unit_embedding() {
         let v: Value = serde_json::from_slice(&out.stdout).unwrap();
         assert_eq!(v["model"], "mobilefacenet");
         assert_eq!(v["device"], device);
-        let e: Vec<f32> = v["embedding"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_f64().unwrap() as f32)
-            .collect();
+        let e: Vec<f32> = floats(&v["embedding"]);
         assert_eq!(e.len(), 192);
         let norm: f32 = e.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-4);
@@ -139,12 +130,7 @@ fn cli_embed_detects_and_aligns_photos_and_says_when_there_is_no_face() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(v["face"]["box"].is_array() && v["face"]["landmarks"].is_array());
-    let e: Vec<f32> = v["embedding"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|x| x.as_f64().unwrap() as f32)
-        .collect();
+    let e: Vec<f32> = floats(&v["embedding"]);
     // The reference crop of this photo (OpenCV warp of the onnxruntime landmarks) embeds the same.
     let want = &golden().into_iter().find(|(p, _)| p.contains("Jim_Ahern")).unwrap().1;
     assert!(cosine(&e, want) >= 0.999, "{}", cosine(&e, want));

@@ -4,6 +4,7 @@
 #![cfg(not(target_arch = "wasm32"))]
 
 mod common;
+use common::floats;
 use facepatch::embed::{cosine, Embedder, Grid};
 use facepatch::face::{decode_image, Rgba};
 use facepatch::verify;
@@ -118,22 +119,12 @@ fn gpu_grid_equals_cpu_grid_and_pytorch() {
                     "{name}: gpu {a} vs cpu {b}"
                 );
             }
-            let want: Vec<f32> = f["pooled"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|v| v.as_f64().unwrap() as f32)
-                .collect();
+            let want: Vec<f32> = floats(&f["pooled"]);
             let c = cosine(&verify::pooled(&gc, None), &want);
             assert!(c >= 0.9999, "{name} {}: pooled cosine to PyTorch {c}", f["image"]);
             for cell in f["cells"].as_array().unwrap() {
                 let i = cell["row"].as_u64().unwrap() as usize * gc.cols + cell["col"].as_u64().unwrap() as usize;
-                let want: Vec<f32> = cell["values"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|v| v.as_f64().unwrap() as f32)
-                    .collect();
+                let want: Vec<f32> = floats(&cell["values"]);
                 let c = cosine(gc.cell(i), &want);
                 assert!(c >= 0.9999, "{name}: cell {i} cosine to PyTorch {c}");
             }

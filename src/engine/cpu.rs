@@ -1,10 +1,10 @@
 //! The CPU executor: runs a `Plan` step by step with the ops' plain-Rust twins.
 //! It is the reference for the GPU path and the fallback where WebGPU is missing (it compiles to wasm32).
 
-use super::graph::{InputKind, Op, Plan};
+use super::graph::{Op, Plan};
 use super::ops::{conv, eltwise, linear, norm, pool, prep};
 use super::Tensor;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 pub struct CpuModel {
     plan: Plan,
@@ -16,15 +16,7 @@ pub struct CpuModel {
 
 impl CpuModel {
     pub fn new(plan: Plan) -> Self {
-        let mut last_use = vec![0; plan.tensors.len()];
-        for (i, s) in plan.steps.iter().enumerate() {
-            for &t in &s.inputs {
-                last_use[t] = i;
-            }
-        }
-        for &o in &plan.outputs {
-            last_use[o] = usize::MAX;
-        }
+        let last_use = plan.last_use();
         let packed = plan
             .steps
             .iter()
@@ -42,30 +34,12 @@ impl CpuModel {
 
     /// Runs on RGBA8 pixels (image models) or on a float tensor (`InputKind::F32`).
     pub fn run_rgba(&self, rgba: &[u8]) -> Result<Vec<Tensor>> {
-        if self.plan.input_kind != InputKind::Rgba8 {
-            return Err(Error::input("this model takes a float tensor, not pixels"));
-        }
-        if rgba.len() != self.plan.input_len() {
-            return Err(Error::input(format!(
-                "expected {} bytes of RGBA pixels, got {}",
-                self.plan.input_len(),
-                rgba.len()
-            )));
-        }
+        self.plan.check_rgba_input(rgba.len())?;
         self.execute(Some(rgba), None)
     }
 
     pub fn run_f32(&self, input: &[f32]) -> Result<Vec<Tensor>> {
-        if self.plan.input_kind != InputKind::F32 {
-            return Err(Error::input("this model takes RGBA pixels, not a float tensor"));
-        }
-        if input.len() != self.plan.input_len() {
-            return Err(Error::input(format!(
-                "expected {} floats, got {}",
-                self.plan.input_len(),
-                input.len()
-            )));
-        }
+        self.plan.check_f32_input(input.len())?;
         self.execute(None, Some(input))
     }
 

@@ -377,15 +377,7 @@ impl GpuModel {
 
         // Assign buffers: a tensor takes a free buffer big enough once its last reader has run.
         let n_t = plan.tensors.len();
-        let mut last_use = vec![0usize; n_t];
-        for (i, s) in plan.steps.iter().enumerate() {
-            for &t in &s.inputs {
-                last_use[t] = i;
-            }
-        }
-        for &o in &plan.outputs {
-            last_use[o] = usize::MAX;
-        }
+        let last_use = plan.last_use();
         let mut sizes: Vec<u64> = Vec::new();
         let mut free: Vec<usize> = Vec::new();
         let mut buffer_of = vec![usize::MAX; n_t];
@@ -607,31 +599,13 @@ impl GpuModel {
     }
 
     pub async fn run_rgba(&self, rgba: &[u8]) -> Result<Vec<Tensor>> {
-        if self.plan.input_kind != InputKind::Rgba8 {
-            return Err(Error::input("this model takes a float tensor, not pixels"));
-        }
-        if rgba.len() != self.plan.input_len() {
-            return Err(Error::input(format!(
-                "expected {} bytes of RGBA pixels, got {}",
-                self.plan.input_len(),
-                rgba.len()
-            )));
-        }
+        self.plan.check_rgba_input(rgba.len())?;
         self.ctx.queue.write_buffer(&self.input, 0, rgba);
         self.execute().await
     }
 
     pub async fn run_f32(&self, input: &[f32]) -> Result<Vec<Tensor>> {
-        if self.plan.input_kind != InputKind::F32 {
-            return Err(Error::input("this model takes RGBA pixels, not a float tensor"));
-        }
-        if input.len() != self.plan.input_len() {
-            return Err(Error::input(format!(
-                "expected {} floats, got {}",
-                self.plan.input_len(),
-                input.len()
-            )));
-        }
+        self.plan.check_f32_input(input.len())?;
         // Tensor 0's buffer is the first one assigned.
         self.ctx
             .queue

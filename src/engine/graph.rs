@@ -223,6 +223,46 @@ impl Plan {
             InputKind::F32 => self.tensors[0].len(),
         }
     }
+    /// For each tensor, the index of the last step that reads it (`usize::MAX` for outputs, which are
+    /// kept): both executors free or reuse a tensor's storage after that step.
+    pub fn last_use(&self) -> Vec<usize> {
+        let mut last = vec![0; self.tensors.len()];
+        for (i, s) in self.steps.iter().enumerate() {
+            for &t in &s.inputs {
+                last[t] = i;
+            }
+        }
+        for &o in &self.outputs {
+            last[o] = usize::MAX;
+        }
+        last
+    }
+
+    /// Checks that `len` bytes of RGBA pixels are what this plan takes.
+    pub fn check_rgba_input(&self, len: usize) -> Result<()> {
+        if self.input_kind != InputKind::Rgba8 {
+            return Err(Error::input("this model takes a float tensor, not pixels"));
+        }
+        if len != self.input_len() {
+            return Err(Error::input(format!(
+                "expected {} bytes of RGBA pixels, got {len}",
+                self.input_len()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Checks that `len` floats are what this plan takes.
+    pub fn check_f32_input(&self, len: usize) -> Result<()> {
+        if self.input_kind != InputKind::F32 {
+            return Err(Error::input("this model takes RGBA pixels, not a float tensor"));
+        }
+        if len != self.input_len() {
+            return Err(Error::input(format!("expected {} floats, got {len}", self.input_len())));
+        }
+        Ok(())
+    }
+
     pub fn output_info(&self) -> Vec<&TensorInfo> {
         self.outputs.iter().map(|&t| &self.tensors[t]).collect()
     }

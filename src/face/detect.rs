@@ -273,7 +273,8 @@ pub fn downscale(img: &Rgba, max_side: u32) -> (Option<Rgba>, f32, f32) {
     let scale = max_side as f32 / longest as f32;
     let w = ((img.width as f32 * scale).round() as u32).max(1);
     let h = ((img.height as f32 * scale).round() as u32).max(1);
-    let buf = image::RgbaImage::from_raw(img.width, img.height, img.data.clone()).expect("sized by Rgba::new");
+    let buf = image::ImageBuffer::<image::Rgba<u8>, &[u8]>::from_raw(img.width, img.height, &img.data[..])
+        .expect("sized by Rgba::new");
     let small = image::imageops::resize(&buf, w, h, image::imageops::FilterType::Triangle);
     let (sx, sy) = (w as f32 / img.width as f32, h as f32 / img.height as f32);
     (

@@ -115,6 +115,26 @@ pub async fn gpu() -> Arc<GpuContext> {
     ctx
 }
 
+/// A JSON list of numbers as f32 (golden data).
+pub fn floats(v: &Value) -> Vec<f32> {
+    v.as_array()
+        .expect("a JSON list")
+        .iter()
+        .map(|x| x.as_f64().expect("a number") as f32)
+        .collect()
+}
+
+/// The 2x3 matrix `[[a, b, c], [d, e, f]]` of a golden alignment record, flattened.
+pub fn matrix(record: &Value) -> Vec<f64> {
+    record["matrix"]
+        .as_array()
+        .expect("a 2x3 matrix")
+        .iter()
+        .flat_map(|r| r.as_array().expect("a matrix row").clone())
+        .map(|v| v.as_f64().expect("a number"))
+        .collect()
+}
+
 /// The stated tolerance: |gpu - cpu| <= RTOL * max(|cpu|, mean |cpu| over the tensor) + 1e-6.
 pub const RTOL: f32 = 1e-4;
 
