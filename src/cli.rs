@@ -363,18 +363,14 @@ async fn run(cli: Cli) -> Result<()> {
             let calibration = calibration_for(&model, &name)?;
             let (threshold, far) = match (threshold, far, &calibration) {
                 (Some(t), _, c) => (t, c.as_ref().map(|c| c.far(t))),
-                (None, Some(f), Some(c)) if (f - 1e-2).abs() < 1e-12 => {
-                    (c.threshold_at_far_1e2, Some(c.far(c.threshold_at_far_1e2)))
+                (None, f, Some(c)) => {
+                    let op = match f {
+                        Some(f) => verify::OperatingPoint::from_far(f)?,
+                        None => verify::OperatingPoint::Best,
+                    };
+                    let (t, far) = c.operating_point(op);
+                    (t, Some(far))
                 }
-                (None, Some(f), Some(c)) if (f - 1e-3).abs() < 1e-12 => {
-                    (c.threshold_at_far_1e3, Some(c.far(c.threshold_at_far_1e3)))
-                }
-                (None, Some(f), Some(_)) => {
-                    return Err(Error::Input(format!(
-                        "--far {f}: calibrated operating points are 1e-2 and 1e-3"
-                    )))
-                }
-                (None, None, Some(c)) => (c.threshold, Some(c.far(c.threshold))),
                 (None, _, None) => {
                     return Err(Error::Input(format!(
                         "model '{name}' has no calibration: give --threshold"

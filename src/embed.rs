@@ -44,6 +44,8 @@ pub enum Kind {
 pub struct Embedder {
     pub name: String,
     pub kind: Kind,
+    /// Identifies the graph and weights (`template::fingerprint`), so templates of different models never mix.
+    pub fingerprint: u64,
     model: Model,
     output: usize,
 }
@@ -77,6 +79,7 @@ impl Embedder {
         Ok(Embedder {
             name: name.to_string(),
             kind,
+            fingerprint: crate::template::fingerprint(graph, weights),
             model,
             output,
         })

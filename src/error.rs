@@ -19,6 +19,12 @@ pub enum Error {
     /// An image could not be decoded or is unusable.
     #[error("image: {0}")]
     Image(String),
+    /// A saved face template is corrupt, truncated or of an unknown version.
+    #[error("template: {0}")]
+    Template(String),
+    /// A template made by another model than the one loaded.
+    #[error("template: {0}")]
+    ModelMismatch(String),
     #[error("{path}: {source}")]
     Io {
         path: String,

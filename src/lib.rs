@@ -9,6 +9,9 @@ pub mod eval;
 pub mod face;
 pub mod models;
 pub mod pipeline;
+pub mod template;
 pub mod verify;
+#[cfg(target_arch = "wasm32")]
+pub mod wasm;
 
 pub use error::{Error, Result};

@@ -1,7 +1,7 @@
 //! One photo to faces, aligned crops and embeddings: decode -> detect -> align -> encode.
 //! The CLI, the evaluator and the wasm boundary all go through here.
 
-use crate::embed::Embedder;
+use crate::embed::{Embedder, Template};
 use crate::engine::{Device, GpuContext};
 use crate::error::Result;
 use crate::face::{align, detect, DetectOptions, Detector, Face, Rgba};
@@ -35,8 +35,21 @@ impl Pipeline {
         detect: DetectOptions,
     ) -> Result<Pipeline> {
         let det = &models::RETINAFACE;
+        Self::from_parts(det.graph, det.weights, name, graph, weights, gpu, detect)
+    }
+
+    /// Detector and recogniser both from given files (the browser fetches them rather than bundling them).
+    pub fn from_parts(
+        detector_graph: &str,
+        detector_weights: &[u8],
+        name: &str,
+        graph: &str,
+        weights: &[u8],
+        gpu: Option<Arc<GpuContext>>,
+        detect: DetectOptions,
+    ) -> Result<Pipeline> {
         Ok(Pipeline {
-            detector: Detector::new(det.graph, det.weights, gpu.clone(), detect)?,
+            detector: Detector::new(detector_graph, detector_weights, gpu.clone(), detect)?,
             embedder: Embedder::load(name, graph, weights, gpu.clone())?,
             gpu,
         })
@@ -94,6 +107,13 @@ impl Pipeline {
         let face = faces[index].clone();
         let aligned = self.align(img, &face).await?;
         Ok(Some((face, aligned)))
+    }
+
+    /// The aligned crop and the encoding (embedding and, for patch models, the grid) of one detected face.
+    pub async fn encode_face(&self, img: &Rgba, face: &Face) -> Result<(Rgba, Template)> {
+        let aligned = self.align(img, face).await?;
+        let template = self.embedder.encode(&aligned).await?;
+        Ok((aligned, template))
     }
 
     /// `find_face`, then the embedding of the aligned face.

@@ -122,6 +122,52 @@ pub fn parse_mask(text: &str, rows: usize, cols: usize) -> Result<Vec<bool>> {
     Ok(bits)
 }
 
+/// Which calibrated threshold decides a match.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperatingPoint {
+    /// The 10-fold accuracy-maximising threshold.
+    Best,
+    /// The threshold accepting 1% of different-person pairs.
+    Far1e2,
+    /// The threshold accepting 0.1% of different-person pairs.
+    Far1e3,
+}
+
+impl OperatingPoint {
+    pub const ALL: [OperatingPoint; 3] = [OperatingPoint::Best, OperatingPoint::Far1e2, OperatingPoint::Far1e3];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OperatingPoint::Best => "best",
+            OperatingPoint::Far1e2 => "far1e-2",
+            OperatingPoint::Far1e3 => "far1e-3",
+        }
+    }
+
+    /// From a false-accept rate given on the command line (1e-2 or 1e-3).
+    pub fn from_far(f: f64) -> Result<OperatingPoint> {
+        if (f - 1e-2).abs() < 1e-12 {
+            Ok(OperatingPoint::Far1e2)
+        } else if (f - 1e-3).abs() < 1e-12 {
+            Ok(OperatingPoint::Far1e3)
+        } else {
+            Err(Error::Input(format!(
+                "false-accept rate {f}: calibrated operating points are 1e-2 and 1e-3"
+            )))
+        }
+    }
+}
+
+impl std::str::FromStr for OperatingPoint {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        OperatingPoint::ALL
+            .into_iter()
+            .find(|o| o.as_str() == s)
+            .ok_or_else(|| Error::Input(format!("operating point '{s}' is not one of best, far1e-2, far1e-3")))
+    }
+}
+
 /// A model's calibrated operating points (from `facepatch eval --calibrate`).
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Calibration {
@@ -142,6 +188,15 @@ impl Calibration {
     pub fn far(&self, t: f32) -> f64 {
         let above = self.negative_scores.iter().filter(|&&s| s > t).count();
         above as f64 / self.negative_scores.len().max(1) as f64
+    }
+    /// The threshold of an operating point and the false-accept rate it means.
+    pub fn operating_point(&self, op: OperatingPoint) -> (f32, f64) {
+        let t = match op {
+            OperatingPoint::Best => self.threshold,
+            OperatingPoint::Far1e2 => self.threshold_at_far_1e2,
+            OperatingPoint::Far1e3 => self.threshold_at_far_1e3,
+        };
+        (t, self.far(t))
     }
     /// Fraction of same-person pairs scoring above `t`.
     pub fn tar(&self, t: f32) -> f64 {

@@ -1,0 +1,60 @@
+// Shared setup of the browser tests: the built site (dist/, from web/build.sh) served on 127.0.0.1, Debian's
+// Chromium driven by playwright-core (WebGPU on SwiftShader), every request recorded, screenshots kept.
+import { chromium } from "playwright-core";
+import { mkdirSync, readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
+import { serve } from "../../web/serve.mjs";
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const ARTIFACTS = join(ROOT, "tests", "artifacts");
+export const photo = (name) => join(ROOT, "tests", "data", "photos", name);
+
+const BASE_FLAGS = [
+  "--no-sandbox",
+  "--headless=new",
+  "--disable-background-networking",
+  "--disable-component-update",
+  "--disable-sync",
+  "--no-first-run",
+  "--disable-dev-shm-usage",
+];
+
+/** Starts the server and a browser. `webgpu: false` launches Chromium without WebGPU; `camera` feeds a file. */
+export async function start({ webgpu = true, camera = null } = {}) {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  const { server, url } = await serve(join(ROOT, process.env.FACEPATCH_SITE || "dist"), 0);
+  const args = [...BASE_FLAGS];
+  if (webgpu) args.push("--enable-unsafe-webgpu");
+  else args.push("--disable-webgpu", "--disable-gpu");
+  if (camera) {
+    args.push("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream");
+    if (camera !== true) args.push(`--use-file-for-fake-video-capture=${camera}`);
+  }
+  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args });
+  const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
+  if (camera) await context.grantPermissions(["camera"], { origin: url });
+  const requests = [];
+  context.on("request", (r) => requests.push(r.url()));
+  const page = await context.newPage();
+  const logs = [];
+  page.on("console", (m) => logs.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => logs.push(`pageerror: ${e.message}`));
+  return {
+    url,
+    page,
+    context,
+    browser,
+    requests,
+    logs,
+    /** Requests to anything but the page's own origin (there must be none). */
+    foreign: () => requests.filter((r) => !r.startsWith(url) && !r.startsWith("blob:") && !r.startsWith("data:")),
+    async close() {
+      await browser.close();
+      server.close();
+    },
+  };
+}
+
+export const bytesOf = (name) => Array.from(readFileSync(photo(name)));
+export const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
