@@ -31,7 +31,11 @@ export async function start({ webgpu = true, camera = null } = {}) {
     args.push("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream");
     if (camera !== true) args.push(`--use-file-for-fake-video-capture=${camera}`);
   }
-  const browser = await chromium.launch({ executablePath: process.env.CHROMIUM || "/usr/bin/chromium", args });
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    args,
+    env: { ...process.env, NODEVICE_SELECT: "1" }, // silences a harmless Mesa warning
+  });
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
   if (camera) await context.grantPermissions(["camera"], { origin: url });
   const requests = [];
