@@ -20,16 +20,19 @@ const BASE_FLAGS = [
   "--disable-dev-shm-usage",
 ];
 
-/** Starts the server and a browser. `webgpu: false` launches Chromium without WebGPU; `camera` feeds a file. */
-export async function start({ webgpu = true, camera = null } = {}) {
+/**
+ * Starts the server and a browser. `webgpu: false` launches Chromium without WebGPU; `camera` (a .mjpeg/.y4m path)
+ * gives it a fake camera showing that file, which the page may use unless `allowCamera` is false.
+ */
+export async function start({ webgpu = true, camera = null, allowCamera = true } = {}) {
   mkdirSync(ARTIFACTS, { recursive: true });
   const { server, url } = await serve(join(ROOT, process.env.FACEPATCH_SITE || "dist"), 0);
   const args = [...BASE_FLAGS];
   if (webgpu) args.push("--enable-unsafe-webgpu");
-  else args.push("--disable-webgpu", "--disable-gpu");
+  else args.push("--disable-gpu"); // and no --enable-unsafe-webgpu: requestAdapter() gives null
   if (camera) {
-    args.push("--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream");
-    if (camera !== true) args.push(`--use-file-for-fake-video-capture=${camera}`);
+    args.push("--use-fake-device-for-media-stream", `--use-file-for-fake-video-capture=${camera}`);
+    if (allowCamera) args.push("--use-fake-ui-for-media-stream");
   }
   const browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -37,7 +40,7 @@ export async function start({ webgpu = true, camera = null } = {}) {
     env: { ...process.env, NODEVICE_SELECT: "1" }, // silences a harmless Mesa warning
   });
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
-  if (camera) await context.grantPermissions(["camera"], { origin: url });
+  if (camera && allowCamera) await context.grantPermissions(["camera"], { origin: url });
   const requests = [];
   context.on("request", (r) => requests.push(r.url()));
   const page = await context.newPage();
