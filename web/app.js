@@ -810,6 +810,8 @@ function init() {
   renderLegend();
   renderVerdict();
   requestLoad();
+  // Offline second visits: sw.js keeps the page and the wasm core (the library keeps the models).
+  navigator.serviceWorker?.register("sw.js").catch(() => {});
 }
 
 init();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the web verifier into a folder any static host can serve (default dist/):
-#   dist/index.html, app.js, style.css   the demo page
+#   dist/index.html, app.js, style.css   the demo page (+ sw.js, which keeps it for offline visits)
 #   dist/facepatch/                      the package an app imports as-is: package.json, facepatch.js (+ .d.ts),
 #                                        worker.js, the wasm core, models/ (+ manifest.json of sizes and SHA-256)
 # Needs the wasm32 target and wasm-bindgen-cli (bash .ci/install); wasm-opt (npm binaryen) when installed.
@@ -38,5 +38,5 @@ done
   done
   printf '\n  }\n}\n'
 } >"$pkg/models/manifest.json"
-cp web/index.html web/app.js web/style.css "$out/"
+cp web/index.html web/app.js web/style.css web/sw.js "$out/"
 echo "built $out ($(du -sh "$out" | cut -f1)); wasm core $(du -h "$pkg/facepatch_core_bg.wasm" | cut -f1)"

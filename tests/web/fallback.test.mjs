@@ -81,3 +81,25 @@ test("a refused camera gets a clear message", async () => {
     await h.close();
   }
 });
+
+test("a second visit works offline: the page from its service worker, the models from the Cache API", async () => {
+  const h = await start();
+  try {
+    const page = h.page;
+    await page.goto(h.url);
+    await idle(page);
+    await page.evaluate(() => navigator.serviceWorker.ready);
+    await page.reload(); // now controlled by the service worker, which stores what the page loads
+    await idle(page);
+    await h.context.setOffline(true);
+    await page.reload();
+    await idle(page);
+    assert.match(await page.textContent("#progress-label"), /ready/i);
+    await put(page, "a", "lfw_Serena_Williams_0001.jpg");
+    await put(page, "b", "lfw_Serena_Williams_0014.jpg");
+    assert.equal(await page.getAttribute("#verdict", "data-match"), "true");
+    await shot(page, "offline-second-visit");
+  } finally {
+    await h.close();
+  }
+});
