@@ -43,6 +43,16 @@ fn set(obj: &Object, key: &str, value: impl Into<JsValue>) {
     let _ = Reflect::set(obj, &key.into(), &value.into());
 }
 
+/// `{ rows, cols, dim, data }`: the patch embeddings, row-major cells of `dim` values.
+fn grid_js(g: &crate::embed::Grid) -> JsValue {
+    let o = Object::new();
+    set(&o, "rows", g.rows as u32);
+    set(&o, "cols", g.cols as u32);
+    set(&o, "dim", g.dim as u32);
+    set(&o, "data", Float32Array::from(g.cells.as_slice()));
+    o.into()
+}
+
 fn face_js(f: &Face) -> JsValue {
     let o = Object::new();
     let b = js_sys::Array::new();
@@ -249,16 +259,19 @@ impl WasmVerifier {
         Ok(o.into())
     }
 
-    /// Checks a serialised template (integrity, version, model) and describes it: `{ model, face, rows, cols }`.
+    /// Checks a serialised template (integrity, version, model) and describes it: `{ model, face, embeddings }`.
     #[wasm_bindgen(js_name = templateInfo)]
     pub fn template_info(&self, bytes: &[u8]) -> Result<JsValue, JsValue> {
         let t = self.inner.template(bytes)?;
         let o = Object::new();
         set(&o, "model", t.model.as_str());
         set(&o, "face", face_js(&t.face));
-        let (rows, cols) = t.template.grid.as_ref().map_or((0, 0), |g| (g.rows, g.cols));
-        set(&o, "rows", rows as u32);
-        set(&o, "cols", cols as u32);
+        let grid = t
+            .template
+            .grid
+            .as_ref()
+            .ok_or_else(|| js_error(Error::Template("no patch grid".into())))?;
+        set(&o, "embeddings", grid_js(grid));
         Ok(o.into())
     }
 }
@@ -321,6 +334,9 @@ impl Inner {
             }
             Some(i) => {
                 let (aligned, template) = self.pipe.encode_face(img, &faces[i]).await?;
+                if let Some(g) = &template.grid {
+                    set(&o, "embeddings", grid_js(g));
+                }
                 let e = &self.pipe.embedder;
                 let t = FaceTemplate {
                     model: e.name.clone(),

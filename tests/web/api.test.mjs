@@ -132,8 +132,11 @@ test("templates round-trip through bytes; corrupt ones and other models' are ref
     const bad = saved.slice();
     bad[40] ^= 1;
     const a28 = await v28.analyze(new Blob([new Uint8Array(bytes)]));
+    const e = a.template.embeddings;
     return {
       score: same.score,
+      embeddings: [e.rows, e.cols, e.dim, e.data.length, e.data.every(Number.isFinite)],
+      sameCells: back.embeddings.data.every((x, i) => x === e.data[i]),
       model: back.model,
       box: back.face.box,
       origBox: a.template.face.box,
@@ -146,6 +149,8 @@ test("templates round-trip through bytes; corrupt ones and other models' are ref
     };
   }, bytesOf("lfw_Serena_Williams_0001.jpg"));
   assert.ok(Math.abs(r.score - 1) < 1e-6, `self score ${r.score}`);
+  assert.deepEqual(r.embeddings, [14, 14, 192, 14 * 14 * 192, true]);
+  assert.equal(r.sameCells, true, "the patch embeddings survive the bytes round trip exactly");
   assert.equal(r.model, "rrf56");
   assert.deepEqual(r.box, r.origBox);
   // Header (name, fingerprint, face) + the 14x14x192 cells + checksum: no pixels inside.

@@ -69,6 +69,8 @@ export class FaceTemplate {
   readonly face: DetectedFace;
   readonly rows: number;
   readonly cols: number;
+  /** The patch embeddings: `rows * cols` cells of `dim` values, row-major (their mean is what the score compares). */
+  readonly embeddings: { rows: number; cols: number; dim: number; data: Float32Array };
   /** The serialised template (no pixels inside); `Verifier.templateFromBytes` reads it back. */
   bytes(): Uint8Array;
 }

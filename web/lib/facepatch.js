@@ -16,18 +16,14 @@ export class FaceTemplate {
     this.#bytes = bytes;
     this.model = info.model;
     this.face = info.face;
-    this.rows = info.rows;
-    this.cols = info.cols;
+    this.rows = info.embeddings.rows;
+    this.cols = info.embeddings.cols;
+    this.embeddings = Object.freeze(info.embeddings);
     Object.freeze(this);
   }
   bytes() {
     return this.#bytes.slice();
   }
-}
-
-// The wasm core's template bytes with what the page needs to show them.
-function template(bytes, model, face) {
-  return new FaceTemplate(bytes, { model: model.name, face, rows: model.rows, cols: model.cols });
 }
 
 const PHOTO = Symbol("photo id");
@@ -118,7 +114,9 @@ export class Verifier {
       height: out.height,
       faces: out.faces,
       chosen,
-      template: out.template ? template(out.template, this.model, out.faces[chosen]) : null,
+      template: out.template
+        ? new FaceTemplate(out.template, { model: this.model.name, face: out.faces[chosen], embeddings: out.embeddings })
+        : null,
       aligned: out.aligned ? new ImageData(new Uint8ClampedArray(out.aligned.buffer), 112, 112) : null,
       message: out.message,
     };

@@ -37,8 +37,10 @@ async function handle(op, args) {
       const c = ready().compare(args.a, args.b, mask, args.operatingPoint ?? "best", args.threshold ?? undefined);
       return { value: c, transfer: [c.grid.a.buffer, c.grid.b.buffer] };
     }
-    case "templateInfo":
-      return { value: ready().templateInfo(args.bytes) };
+    case "templateInfo": {
+      const info = ready().templateInfo(args.bytes);
+      return { value: info, transfer: [info.embeddings.data.buffer] };
+    }
     default:
       throw fail("worker", `unknown operation '${op}'`);
   }
@@ -252,6 +254,7 @@ async function analyze({ bytes, bitmap, rgba, width, height, face }) {
 }
 
 function result(out, transfer = []) {
+  if (out.embeddings) transfer.push(out.embeddings.data.buffer);
   if (out.template) transfer.push(out.template.buffer);
   if (out.aligned) transfer.push(out.aligned.buffer);
   return { value: out, transfer };
