@@ -3,21 +3,11 @@
 //   bash web/build.sh && node --test tests/web/
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { start, bytesOf, photo, ROOT } from "./harness.mjs";
+import { start, bytesOf, cliVerify as cli, ROOT } from "./harness.mjs";
 
-const FACEPATCH = process.env.FACEPATCH_BIN || join(ROOT, "target", "debug", "facepatch");
 const inputs = (name) => Array.from(readFileSync(join(ROOT, "tests", "data", "inputs", name)));
-
-/** `facepatch verify --json` on the CPU path: the reference the page must reproduce. */
-function cli(a, b, model = "rrf56") {
-  const out = execFileSync(FACEPATCH, ["verify", photo(a), photo(b), "--model", model, "--device", "cpu", "--json"], {
-    env: { ...process.env, NODEVICE_SELECT: "1" },
-  });
-  return JSON.parse(out);
-}
 
 let h;
 before(async () => {

@@ -1,6 +1,7 @@
 // Shared setup of the browser tests: the built site (dist/, from web/build.sh) served on 127.0.0.1, Debian's
 // Chromium driven by playwright-core (WebGPU on SwiftShader), every request recorded, screenshots kept.
 import { chromium } from "playwright-core";
+import { execFileSync } from "node:child_process";
 import { mkdirSync, readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { dirname, join } from "node:path";
@@ -65,3 +66,13 @@ export async function start({ webgpu = true, camera = null, allowCamera = true }
 
 export const bytesOf = (name) => Array.from(readFileSync(photo(name)));
 export const shot = (page, name) => page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+
+const FACEPATCH = process.env.FACEPATCH_BIN || join(ROOT, "target", "debug", "facepatch");
+
+/** `facepatch verify --json` on the CPU path for two test photos: the reference the browser must reproduce. */
+export function cliVerify(a, b, model = "rrf56") {
+  const out = execFileSync(FACEPATCH, ["verify", photo(a), photo(b), "--model", model, "--device", "cpu", "--json"], {
+    env: { ...process.env, NODEVICE_SELECT: "1" },
+  });
+  return JSON.parse(out);
+}

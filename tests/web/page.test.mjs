@@ -3,11 +3,9 @@
 // Screenshots go to tests/artifacts/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { join } from "node:path";
-import { start, photo, shot, ROOT } from "./harness.mjs";
+import { start, photo, shot, cliVerify, ROOT } from "./harness.mjs";
 
-const FACEPATCH = process.env.FACEPATCH_BIN || join(ROOT, "target", "debug", "facepatch");
 const LONG = { timeout: 180_000 };
 
 let h;
@@ -68,10 +66,7 @@ test("two photos of the same person: a match, with the grid drawn and the verdic
 
 test("the grid canvas holds the colour map, not just the face", async () => {
   // Where A's largest contribution is, the overlay is orange (positive): red well above blue.
-  const cli = JSON.parse(
-    execFileSync(FACEPATCH, ["verify", photo("lfw_Serena_Williams_0001.jpg"), photo("lfw_Serena_Williams_0014.jpg"),
-      "--device", "cpu", "--json"], { env: { ...process.env, NODEVICE_SELECT: "1" } }),
-  );
+  const cli = cliVerify("lfw_Serena_Williams_0001.jpg", "lfw_Serena_Williams_0014.jpg");
   const a = cli.grid.a;
   const top = a.indexOf(Math.max(...a));
   const px = await page.evaluate((top) => {
@@ -94,10 +89,7 @@ test("the grid canvas holds the colour map, not just the face", async () => {
 });
 
 test("hovering cells shows the contributions of facepatch verify --json (within 1e-3)", async () => {
-  const cli = JSON.parse(
-    execFileSync(FACEPATCH, ["verify", photo("lfw_Serena_Williams_0001.jpg"), photo("lfw_Serena_Williams_0014.jpg"),
-      "--device", "cpu", "--json"], { env: { ...process.env, NODEVICE_SELECT: "1" } }),
-  );
+  const cli = cliVerify("lfw_Serena_Williams_0001.jpg", "lfw_Serena_Williams_0014.jpg");
   const { rows, cols } = cli.grid;
   const cells = [[0, 0], [rows - 1, cols - 1], [7, 7], [3, 10], [11, 2]];
   let worst = 0;
@@ -194,10 +186,7 @@ test("the WebGPU backend runs when chosen, and verifies the same way", async () 
   await put("b", "lfw_Serena_Williams_0014.jpg");
   const v = await verdict();
   assert.equal(v.match, "true");
-  const cpu = JSON.parse(
-    execFileSync(FACEPATCH, ["verify", photo("lfw_Serena_Williams_0001.jpg"), photo("lfw_Serena_Williams_0014.jpg"),
-      "--device", "cpu", "--json"], { env: { ...process.env, NODEVICE_SELECT: "1" } }),
-  );
+  const cpu = cliVerify("lfw_Serena_Williams_0001.jpg", "lfw_Serena_Williams_0014.jpg");
   assert.ok(Math.abs(v.score - cpu.score) < 1e-3, `WebGPU page score ${v.score} vs CLI ${cpu.score}`);
   await shot(page, "page-webgpu");
 });
