@@ -92,18 +92,28 @@ test("every image source kind gives the same face", async () => {
     sources.HTMLImageElement = img; // decoded by the browser: may differ by a grey level
     sources.OffscreenCanvas = new OffscreenCanvas(c.width, c.height);
     sources.OffscreenCanvas.getContext("2d").drawImage(c, 0, 0);
+    // A <video> playing a stream of that canvas (video frames are re-encoded: close, not exact).
+    const video = document.createElement("video");
+    video.muted = true;
+    video.srcObject = c.captureStream(10);
+    await video.play();
+    const paint = setInterval(() => c.getContext("2d").drawImage(base.photo, 0, 0), 50);
+    while (video.readyState < 2 || video.videoWidth === 0) await new Promise((ok) => setTimeout(ok, 20));
+    sources.HTMLVideoElement = video;
     const out = {};
     for (const [k, s] of Object.entries(sources)) {
       const a = await v.analyze(s);
       out[k] = { faces: a.faces.length, score: (await v.compare(base.template, a.template)).score };
     }
+    clearInterval(paint);
     out.photoStillUsable = base.photo.width > 0;
     return out;
   }, bytesOf("lfw_Serena_Williams_0001.jpg"));
   for (const [k, s] of Object.entries(r)) {
     if (k === "photoStillUsable") continue;
     assert.equal(s.faces, 1, k);
-    assert.ok(s.score > (k === "HTMLImageElement" ? 0.99 : 0.99999), `${k}: self-similarity ${s.score}`);
+    const exact = !["HTMLImageElement", "HTMLVideoElement"].includes(k);
+    assert.ok(s.score > (exact ? 0.99999 : 0.95), `${k}: self-similarity ${s.score}`);
   }
   assert.equal(r.photoStillUsable, true, "the caller's ImageBitmap is not detached");
 });
@@ -247,6 +257,30 @@ test("the models come from the Cache API on a second visit, and an altered model
   assert.match(altered.message, /rrf56\.safetensors does not match its SHA-256/);
   await ctx.close();
   await page.close();
+});
+
+test("the page's main thread stays responsive while the worker analyses", async () => {
+  const r = await h.page.evaluate(async (bytes) => {
+    const { Verifier } = await import("/facepatch/facepatch.js");
+    const v = (window.verifiers ||= {})["rrf56/cpu"] ||= await Verifier.load({ backend: "cpu" });
+    const blob = new Blob([new Uint8Array(bytes)]);
+    let last = performance.now();
+    let worst = 0;
+    const tick = setInterval(() => {
+      const now = performance.now();
+      worst = Math.max(worst, now - last);
+      last = now;
+    }, 10);
+    const t0 = performance.now();
+    for (let i = 0; i < 3; i++) await v.analyze(blob);
+    const busy = performance.now() - t0;
+    clearInterval(tick);
+    return { busy, worst };
+  }, bytesOf("bench_640x480.jpg"));
+  // Three analyses take well over a second; on the main thread one would freeze the timer for its whole length.
+  assert.ok(r.busy > 1000, `analyses took only ${r.busy.toFixed(0)} ms: too short to tell`);
+  assert.ok(r.worst < 250, `the main thread was blocked for ${r.worst.toFixed(0)} ms`);
+  console.log(`# 3 analyses in ${r.busy.toFixed(0)} ms; longest main-thread gap ${r.worst.toFixed(0)} ms`);
 });
 
 test("no request left the page's origin", () => {

@@ -3,6 +3,7 @@
 // Screenshots go to tests/artifacts/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { start, photo, shot, cliVerify, ROOT } from "./harness.mjs";
 
@@ -167,6 +168,21 @@ test("unreadable files and photos without a face get clear messages", async () =
   await page.waitForFunction(() => /no face/i.test(document.getElementById("messages").textContent), null, LONG);
   await idle();
   await shot(page, "page-no-face");
+});
+
+test("a photo dropped onto a slot is analysed", async () => {
+  // Slot B holds the photo without a face from the test before: no verdict yet.
+  assert.equal(await page.getAttribute("#verdict", "data-match"), null);
+  const bytes = Array.from(readFileSync(photo("lfw_Serena_Williams_0014.jpg")));
+  const dt = await page.evaluateHandle((bytes) => {
+    const d = new DataTransfer();
+    d.items.add(new File([new Uint8Array(bytes)], "dropped.jpg", { type: "image/jpeg" }));
+    return d;
+  }, bytes);
+  await page.dispatchEvent("#slot-b", "dragover", { dataTransfer: dt });
+  await page.dispatchEvent("#slot-b", "drop", { dataTransfer: dt });
+  await page.waitForFunction(() => document.getElementById("verdict").dataset.match === "true", null, LONG);
+  await idle();
 });
 
 test("switching to RRF-28 reloads the model and re-analyses both photos", async () => {
