@@ -1,5 +1,7 @@
-// 2-D convolution, NHWC activations, OHWI weights, one invocation per output element.
-// CPU twin: src/engine/ops/conv.rs (same summation order: ky, kx, ci; then bias; then activation).
+// 2-D convolution, NHWC activations, OHWI weights: `conv2d` computes one output element per invocation,
+// `conv2d_x4` four neighbouring output channels of one pixel (each input value is read once for all four);
+// the executor uses it when a group's output channels come in fours.
+// CPU twin: src/engine/ops/conv.rs (same summation order for every output: ky, kx, ci; then bias; then activation).
 
 struct Params {
     n: u32, in_h: u32, in_w: u32, in_c: u32,
@@ -57,4 +59,46 @@ fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups
     }
     if (p.b_off != NONE) { acc += weights[p.b_off + co]; }
     dst[i] = activate(acc, co);
+}
+
+@compute @workgroup_size(64)
+fn conv2d_x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    let quads = p.out_c / 4u;
+    if (i >= p.n * p.out_h * p.out_w * quads) { return; }
+    let co = (i % quads) * 4u;
+    let pix = i / quads;
+    let ox = pix % p.out_w;
+    let oy = (pix / p.out_w) % p.out_h;
+    let n = pix / (p.out_w * p.out_h);
+    let cig = p.in_c / p.groups;
+    let cog = p.out_c / p.groups;
+    let ci0 = (co / cog) * cig;
+    let y0 = i32(oy * p.stride_h) - i32(p.pad_top);
+    let x0 = i32(ox * p.stride_w) - i32(p.pad_left);
+    let img = n * p.in_h * p.in_w * p.in_c;
+    let per_co = p.k_h * p.k_w * cig;
+    let wk = p.w_off + co * per_co;
+    var acc = vec4<f32>(0.0);
+    for (var ky = 0u; ky < p.k_h; ky++) {
+        let y = y0 + i32(ky);
+        if (y < 0 || y >= i32(p.in_h)) { continue; }
+        for (var kx = 0u; kx < p.k_w; kx++) {
+            let x = x0 + i32(kx);
+            if (x < 0 || x >= i32(p.in_w)) { continue; }
+            let px = img + (u32(y) * p.in_w + u32(x)) * p.in_c + ci0;
+            let wp = wk + (ky * p.k_w + kx) * cig;
+            for (var c = 0u; c < cig; c++) {
+                let v = src[px + c];
+                let w = wp + c;
+                acc += v * vec4<f32>(weights[w], weights[w + per_co], weights[w + 2u * per_co], weights[w + 3u * per_co]);
+            }
+        }
+    }
+    let o = pix * p.out_c + co;
+    for (var j = 0u; j < 4u; j++) {
+        var v = acc[j];
+        if (p.b_off != NONE) { v += weights[p.b_off + co + j]; }
+        dst[o + j] = activate(v, co + j);
+    }
 }

@@ -80,6 +80,18 @@ both! {
 }
 
 both! {
+    // Output channels in fours per group: the executor runs conv2d_x4 (four channels per invocation).
+    fn conv_four_channels_per_invocation() {
+        conv_case("conv x4", Conv { n: 2, h: 9, w: 7, cin: 5, cout: 12, k: [3, 3], stride: [2, 1],
+            pad: [0, 1, 1, 1], groups: 1, act: "prelu", bias: true }, 7).await;
+        conv_case("conv x4 groups 2", Conv { n: 1, h: 5, w: 13, cin: 6, cout: 8, k: [1, 3], stride: [1, 2],
+            pad: [0, 1, 0, 1], groups: 2, act: "relu", bias: false }, 8).await;
+        conv_case("conv x4 1x1", Conv { n: 1, h: 1, w: 1, cin: 37, cout: 4, k: [1, 1], stride: [1, 1],
+            pad: [0, 0, 0, 0], groups: 1, act: "leaky_relu", bias: true }, 9).await;
+    }
+}
+
+both! {
     fn conv_depthwise_prelu_13_channels() {
         conv_case("depthwise", Conv { n: 1, h: 9, w: 9, cin: 13, cout: 13, k: [3, 3], stride: [2, 2],
             pad: [1, 1, 1, 1], groups: 13, act: "prelu", bias: true }, 4).await;

@@ -293,7 +293,7 @@ impl GpuContext {
 
 fn entry_points(family: &str) -> &'static [&'static str] {
     match family {
-        "conv" => &["conv2d"],
+        "conv" => &["conv2d", "conv2d_x4"],
         "eltwise" => &["add", "concat", "upsample"],
         "pool" => &["avg_pool", "global_mean"],
         "linear" => &["linear"],
@@ -446,12 +446,16 @@ impl GpuModel {
                     threads,
                     [Slot::Pixels, Slot::Unused, out],
                 )),
-                Op::Conv(p) => work.push((
-                    "conv2d",
-                    bytemuck::bytes_of(p).to_vec(),
-                    threads,
-                    [t(0), Slot::Unused, out],
-                )),
+                Op::Conv(p) => {
+                    // Four output channels per invocation when a group's channels come in fours.
+                    let quads = (p.out_c / p.groups) % 4 == 0;
+                    work.push((
+                        if quads { "conv2d_x4" } else { "conv2d" },
+                        bytemuck::bytes_of(p).to_vec(),
+                        if quads { threads / 4 } else { threads },
+                        [t(0), Slot::Unused, out],
+                    ))
+                }
                 Op::Add(p) => work.push(("add", bytemuck::bytes_of(p).to_vec(), threads, [t(0), t(1), out])),
                 Op::Concat(blocks) => {
                     for (k, b) in blocks.iter().enumerate() {
