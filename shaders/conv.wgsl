@@ -1,6 +1,7 @@
 // 2-D convolution, NHWC activations, OHWI weights: `conv2d` computes one output element per invocation,
-// `conv2d_x4` four neighbouring output channels of one pixel (each input value is read once for all four);
-// the executor uses it when a group's output channels come in fours.
+// `conv2d_x4` four neighbouring output channels of one pixel (each input value is read once for all four) when a
+// group's output channels come in fours, `depthwise_x4` four neighbouring channels of a depthwise convolution.
+// Fewer, fuller invocations: software GPUs pay per invocation, real ones per redundant load.
 // CPU twin: src/engine/ops/conv.rs (same summation order for every output: ky, kx, ci; then bias; then activation).
 
 struct Params {
@@ -93,6 +94,42 @@ fn conv2d_x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
                 let w = wp + c;
                 acc += v * vec4<f32>(weights[w], weights[w + per_co], weights[w + 2u * per_co], weights[w + 3u * per_co]);
             }
+        }
+    }
+    let o = pix * p.out_c + co;
+    for (var j = 0u; j < 4u; j++) {
+        var v = acc[j];
+        if (p.b_off != NONE) { v += weights[p.b_off + co + j]; }
+        dst[o + j] = activate(v, co + j);
+    }
+}
+
+@compute @workgroup_size(64)
+fn depthwise_x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = gid.x + gid.y * nwg.x * 64u;
+    let quads = p.out_c / 4u;
+    if (i >= p.n * p.out_h * p.out_w * quads) { return; }
+    let co = (i % quads) * 4u;
+    let pix = i / quads;
+    let ox = pix % p.out_w;
+    let oy = (pix / p.out_w) % p.out_h;
+    let n = pix / (p.out_w * p.out_h);
+    let y0 = i32(oy * p.stride_h) - i32(p.pad_top);
+    let x0 = i32(ox * p.stride_w) - i32(p.pad_left);
+    let img = n * p.in_h * p.in_w * p.in_c;
+    let kk = p.k_h * p.k_w;
+    let wk = p.w_off + co * kk;
+    var acc = vec4<f32>(0.0);
+    for (var ky = 0u; ky < p.k_h; ky++) {
+        let y = y0 + i32(ky);
+        if (y < 0 || y >= i32(p.in_h)) { continue; }
+        for (var kx = 0u; kx < p.k_w; kx++) {
+            let x = x0 + i32(kx);
+            if (x < 0 || x >= i32(p.in_w)) { continue; }
+            let px = img + (u32(y) * p.in_w + u32(x)) * p.in_c + co;
+            let k = wk + ky * p.k_w + kx;
+            let v = vec4<f32>(src[px], src[px + 1u], src[px + 2u], src[px + 3u]);
+            acc += v * vec4<f32>(weights[k], weights[k + kk], weights[k + 2u * kk], weights[k + 3u * kk]);
         }
     }
     let o = pix * p.out_c + co;

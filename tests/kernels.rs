@@ -80,7 +80,7 @@ both! {
 }
 
 both! {
-    // Output channels in fours per group: the executor runs conv2d_x4 (four channels per invocation).
+    // Output channels in fours per group: the executor runs conv2d_x4 / depthwise_x4 (four channels per invocation).
     fn conv_four_channels_per_invocation() {
         conv_case("conv x4", Conv { n: 2, h: 9, w: 7, cin: 5, cout: 12, k: [3, 3], stride: [2, 1],
             pad: [0, 1, 1, 1], groups: 1, act: "prelu", bias: true }, 7).await;
@@ -88,6 +88,11 @@ both! {
             pad: [0, 1, 0, 1], groups: 2, act: "relu", bias: false }, 8).await;
         conv_case("conv x4 1x1", Conv { n: 1, h: 1, w: 1, cin: 37, cout: 4, k: [1, 1], stride: [1, 1],
             pad: [0, 0, 0, 0], groups: 1, act: "leaky_relu", bias: true }, 9).await;
+        // Depthwise with channels in fours: depthwise_x4.
+        conv_case("depthwise x4", Conv { n: 2, h: 11, w: 6, cin: 12, cout: 12, k: [3, 3], stride: [2, 2],
+            pad: [0, 0, 1, 1], groups: 12, act: "prelu", bias: true }, 10).await;
+        conv_case("depthwise x4 7x7", Conv { n: 1, h: 7, w: 7, cin: 8, cout: 8, k: [7, 7], stride: [1, 1],
+            pad: [0, 0, 0, 0], groups: 8, act: "none", bias: false }, 11).await;
     }
 }
 

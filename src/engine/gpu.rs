@@ -293,7 +293,7 @@ impl GpuContext {
 
 fn entry_points(family: &str) -> &'static [&'static str] {
     match family {
-        "conv" => &["conv2d", "conv2d_x4"],
+        "conv" => &["conv2d", "conv2d_x4", "depthwise_x4"],
         "eltwise" => &["add", "concat", "upsample"],
         "pool" => &["avg_pool", "global_mean"],
         "linear" => &["linear"],
@@ -447,12 +447,18 @@ impl GpuModel {
                     [Slot::Pixels, Slot::Unused, out],
                 )),
                 Op::Conv(p) => {
-                    // Four output channels per invocation when a group's channels come in fours.
-                    let quads = (p.out_c / p.groups) % 4 == 0;
+                    // Four output channels per invocation where they come in fours.
+                    let depthwise = p.groups == p.in_c && p.groups == p.out_c;
+                    let kernel = match (depthwise, p.out_c % 4 == 0, (p.out_c / p.groups) % 4 == 0) {
+                        (true, true, _) => "depthwise_x4",
+                        (false, _, true) => "conv2d_x4",
+                        _ => "conv2d",
+                    };
+                    let threads = if kernel == "conv2d" { threads } else { threads / 4 };
                     work.push((
-                        if quads { "conv2d_x4" } else { "conv2d" },
+                        kernel,
                         bytemuck::bytes_of(p).to_vec(),
-                        if quads { threads / 4 } else { threads },
+                        threads,
                         [t(0), Slot::Unused, out],
                     ))
                 }
