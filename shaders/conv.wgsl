@@ -28,30 +28,45 @@ fn activate(v: f32, ch: u32) -> f32 {
     }
 }
 
+// The top-left input tap of output pixel `pix` (= (n * out_h + oy) * out_w + ox) and where its image starts.
+struct Window { y0: i32, x0: i32, img: u32 }
+
+fn window(pix: u32) -> Window {
+    let ox = pix % p.out_w;
+    let oy = (pix / p.out_w) % p.out_h;
+    let n = pix / (p.out_w * p.out_h);
+    return Window(i32(oy * p.stride_h) - i32(p.pad_top), i32(ox * p.stride_w) - i32(p.pad_left), n * p.in_h * p.in_w * p.in_c);
+}
+
+// Bias and activation of output channels co..co+3 of pixel `pix`, then the store.
+fn store4(pix: u32, co: u32, acc: vec4<f32>) {
+    let o = pix * p.out_c + co;
+    for (var j = 0u; j < 4u; j++) {
+        var v = acc[j];
+        if (p.b_off != NONE) { v += weights[p.b_off + co + j]; }
+        dst[o + j] = activate(v, co + j);
+    }
+}
+
 @compute @workgroup_size(64)
 fn conv2d(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = gid.x + gid.y * nwg.x * 64u;
     let total = p.n * p.out_h * p.out_w * p.out_c;
     if (i >= total) { return; }
     let co = i % p.out_c;
-    let ox = (i / p.out_c) % p.out_w;
-    let oy = (i / (p.out_c * p.out_w)) % p.out_h;
-    let n = i / (p.out_c * p.out_w * p.out_h);
+    let win = window(i / p.out_c);
     let cig = p.in_c / p.groups;
     let cog = p.out_c / p.groups;
     let ci0 = (co / cog) * cig;
-    let y0 = i32(oy * p.stride_h) - i32(p.pad_top);
-    let x0 = i32(ox * p.stride_w) - i32(p.pad_left);
-    let img = n * p.in_h * p.in_w * p.in_c;
     let wk = p.w_off + co * p.k_h * p.k_w * cig;
     var acc = 0.0;
     for (var ky = 0u; ky < p.k_h; ky++) {
-        let y = y0 + i32(ky);
+        let y = win.y0 + i32(ky);
         if (y < 0 || y >= i32(p.in_h)) { continue; }
         for (var kx = 0u; kx < p.k_w; kx++) {
-            let x = x0 + i32(kx);
+            let x = win.x0 + i32(kx);
             if (x < 0 || x >= i32(p.in_w)) { continue; }
-            let px = img + (u32(y) * p.in_w + u32(x)) * p.in_c + ci0;
+            let px = win.img + (u32(y) * p.in_w + u32(x)) * p.in_c + ci0;
             let wp = wk + (ky * p.k_w + kx) * cig;
             for (var c = 0u; c < cig; c++) {
                 acc += src[px + c] * weights[wp + c];
@@ -69,25 +84,20 @@ fn conv2d_x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
     if (i >= p.n * p.out_h * p.out_w * quads) { return; }
     let co = (i % quads) * 4u;
     let pix = i / quads;
-    let ox = pix % p.out_w;
-    let oy = (pix / p.out_w) % p.out_h;
-    let n = pix / (p.out_w * p.out_h);
+    let win = window(pix);
     let cig = p.in_c / p.groups;
     let cog = p.out_c / p.groups;
     let ci0 = (co / cog) * cig;
-    let y0 = i32(oy * p.stride_h) - i32(p.pad_top);
-    let x0 = i32(ox * p.stride_w) - i32(p.pad_left);
-    let img = n * p.in_h * p.in_w * p.in_c;
     let per_co = p.k_h * p.k_w * cig;
     let wk = p.w_off + co * per_co;
     var acc = vec4<f32>(0.0);
     for (var ky = 0u; ky < p.k_h; ky++) {
-        let y = y0 + i32(ky);
+        let y = win.y0 + i32(ky);
         if (y < 0 || y >= i32(p.in_h)) { continue; }
         for (var kx = 0u; kx < p.k_w; kx++) {
-            let x = x0 + i32(kx);
+            let x = win.x0 + i32(kx);
             if (x < 0 || x >= i32(p.in_w)) { continue; }
-            let px = img + (u32(y) * p.in_w + u32(x)) * p.in_c + ci0;
+            let px = win.img + (u32(y) * p.in_w + u32(x)) * p.in_c + ci0;
             let wp = wk + (ky * p.k_w + kx) * cig;
             for (var c = 0u; c < cig; c++) {
                 let v = src[px + c];
@@ -96,12 +106,7 @@ fn conv2d_x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgro
             }
         }
     }
-    let o = pix * p.out_c + co;
-    for (var j = 0u; j < 4u; j++) {
-        var v = acc[j];
-        if (p.b_off != NONE) { v += weights[p.b_off + co + j]; }
-        dst[o + j] = activate(v, co + j);
-    }
+    store4(pix, co, acc);
 }
 
 @compute @workgroup_size(64)
@@ -111,31 +116,21 @@ fn depthwise_x4(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     if (i >= p.n * p.out_h * p.out_w * quads) { return; }
     let co = (i % quads) * 4u;
     let pix = i / quads;
-    let ox = pix % p.out_w;
-    let oy = (pix / p.out_w) % p.out_h;
-    let n = pix / (p.out_w * p.out_h);
-    let y0 = i32(oy * p.stride_h) - i32(p.pad_top);
-    let x0 = i32(ox * p.stride_w) - i32(p.pad_left);
-    let img = n * p.in_h * p.in_w * p.in_c;
+    let win = window(pix);
     let kk = p.k_h * p.k_w;
     let wk = p.w_off + co * kk;
     var acc = vec4<f32>(0.0);
     for (var ky = 0u; ky < p.k_h; ky++) {
-        let y = y0 + i32(ky);
+        let y = win.y0 + i32(ky);
         if (y < 0 || y >= i32(p.in_h)) { continue; }
         for (var kx = 0u; kx < p.k_w; kx++) {
-            let x = x0 + i32(kx);
+            let x = win.x0 + i32(kx);
             if (x < 0 || x >= i32(p.in_w)) { continue; }
-            let px = img + (u32(y) * p.in_w + u32(x)) * p.in_c + co;
+            let px = win.img + (u32(y) * p.in_w + u32(x)) * p.in_c + co;
             let k = wk + ky * p.k_w + kx;
             let v = vec4<f32>(src[px], src[px + 1u], src[px + 2u], src[px + 3u]);
             acc += v * vec4<f32>(weights[k], weights[k + kk], weights[k + 2u * kk], weights[k + 3u * kk]);
         }
     }
-    let o = pix * p.out_c + co;
-    for (var j = 0u; j < 4u; j++) {
-        var v = acc[j];
-        if (p.b_off != NONE) { v += weights[p.b_off + co + j]; }
-        dst[o + j] = activate(v, co + j);
-    }
+    store4(pix, co, acc);
 }
