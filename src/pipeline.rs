@@ -91,18 +91,8 @@ impl Pipeline {
     /// `Ok(None)` when the photo has no face.
     pub async fn find_face(&self, img: &Rgba, choose: Option<usize>) -> Result<Option<(Face, Rgba)>> {
         let faces = self.detect(img).await?;
-        let index = match choose {
-            Some(i) if i < faces.len() => i,
-            Some(i) => {
-                return Err(crate::Error::Input(format!(
-                    "face {i} was asked for but the photo has {} face(s)",
-                    faces.len()
-                )))
-            }
-            None => match detect::primary_face(&faces, img.width, img.height) {
-                Some(i) => i,
-                None => return Ok(None),
-            },
+        let Some(index) = detect::choose_face(&faces, img.width, img.height, choose)? else {
+            return Ok(None);
         };
         let face = faces[index].clone();
         let aligned = self.align(img, &face).await?;

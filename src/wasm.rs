@@ -302,16 +302,7 @@ impl Inner {
 
     /// The analysis result for one photo: all faces, and the chosen one aligned and encoded.
     async fn encode(&self, id: u32, img: &Rgba, faces: Vec<Face>, face: Option<u32>) -> crate::Result<Object> {
-        let chosen = match face {
-            Some(i) if (i as usize) < faces.len() => Some(i as usize),
-            Some(i) => {
-                return Err(Error::Input(format!(
-                    "face {i} was asked for but the photo has {} face(s)",
-                    faces.len()
-                )))
-            }
-            None => detect::primary_face(&faces, img.width, img.height),
-        };
+        let chosen = detect::choose_face(&faces, img.width, img.height, face.map(|i| i as usize))?;
         let o = Object::new();
         set(&o, "photoId", id);
         set(&o, "width", img.width);

@@ -263,6 +263,18 @@ pub fn primary_face(faces: &[Face], width: u32, height: u32) -> Option<usize> {
     (0..faces.len()).max_by(|&a, &b| rank(&faces[a]).total_cmp(&rank(&faces[b])))
 }
 
+/// Face `choose` (an index in `detect`'s order), or the primary face when `None`; `Ok(None)` when there is no face.
+pub fn choose_face(faces: &[Face], width: u32, height: u32, choose: Option<usize>) -> Result<Option<usize>> {
+    match choose {
+        Some(i) if i < faces.len() => Ok(Some(i)),
+        Some(i) => Err(Error::Input(format!(
+            "face {i} was asked for but the photo has {} face(s)",
+            faces.len()
+        ))),
+        None => Ok(primary_face(faces, width, height)),
+    }
+}
+
 /// Scales `img` down (bilinear, antialiased) so its longest side is at most `max_side`.
 /// Returns the scaled image (`None` when it already fits) and the x and y scale factors.
 pub fn downscale(img: &Rgba, max_side: u32) -> (Option<Rgba>, f32, f32) {
