@@ -4,16 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { copyFileSync } from "node:fs";
 import { join } from "node:path";
-import { start, photo, shot, ARTIFACTS } from "./harness.mjs";
-
-const LONG = { timeout: 180_000 };
-const idle = (page) => page.waitForFunction(() => document.body.dataset.state === "ready", null, LONG);
-
-async function put(page, slot, name) {
-  await page.setInputFiles(`#file-${slot}`, photo(name));
-  await page.waitForFunction(() => document.body.dataset.state !== "ready", null, LONG).catch(() => {});
-  await idle(page);
-}
+import { start, photo, shot, ARTIFACTS, LONG, idle, put } from "./harness.mjs";
 
 /** A one-frame MJPEG "video" of a real face for the fake camera (an MJPEG stream is concatenated JPEGs). */
 function cameraFile(name) {

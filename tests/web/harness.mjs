@@ -76,3 +76,16 @@ export function cliVerify(a, b, model = "rrf56") {
   });
   return JSON.parse(out);
 }
+
+/** How long a page step may take (the WebGPU path on SwiftShader is slow). */
+export const LONG = { timeout: 180_000 };
+
+/** Waits until the demo page has nothing loading or analysing. */
+export const idle = (page) => page.waitForFunction(() => document.body.dataset.state === "ready", null, LONG);
+
+/** Puts a test photo into slot "a" or "b" of the demo page and waits until it is analysed (and compared). */
+export async function put(page, slot, name) {
+  await page.setInputFiles(`#file-${slot}`, photo(name));
+  await page.waitForFunction(() => document.body.dataset.state !== "ready", null, LONG).catch(() => {});
+  await idle(page);
+}

@@ -5,9 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { start, photo, shot, cliVerify, ROOT } from "./harness.mjs";
-
-const LONG = { timeout: 180_000 };
+import { start, photo, shot, cliVerify, ROOT, LONG, idle as waitIdle, put as putPhoto } from "./harness.mjs";
 
 let h;
 let page;
@@ -19,7 +17,7 @@ after(async () => {
   await h?.close();
 });
 
-const idle = () => page.waitForFunction(() => document.body.dataset.state === "ready", null, LONG);
+const idle = () => waitIdle(page);
 
 async function open(query = "") {
   await page.goto(h.url + query);
@@ -27,11 +25,7 @@ async function open(query = "") {
 }
 
 /** Puts a photo into slot "a" or "b" and waits until the page has analysed (and compared) it. */
-async function put(slot, name) {
-  await page.setInputFiles(`#file-${slot}`, photo(name));
-  await page.waitForFunction(() => document.body.dataset.state !== "ready", null, LONG).catch(() => {});
-  await idle();
-}
+const put = (slot, name) => putPhoto(page, slot, name);
 
 const verdict = async () => ({
   match: await page.getAttribute("#verdict", "data-match"),
